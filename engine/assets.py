@@ -1,0 +1,120 @@
+"""A loopback HTTP server for task pages.
+
+Tasks load over `http://127.0.0.1:PORT/`, never `file://`: pages get a real
+origin (so the egress guard can reason about origins), and nothing on the
+host's file system outside the mounted folders is reachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import posixpath
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+logger = logging.getLogger(__name__)
+
+
+def miniwob_html_dir() -> Path:
+    """The HTML folder shipped by the `miniwob` package."""
+    import miniwob
+
+    return Path(miniwob.__file__).resolve().parent / "html"
+
+
+class _Mounts:
+    """URL prefix -> folder, longest prefix first."""
+
+    def __init__(self) -> None:
+        self._mounts: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def add(self, prefix: str, folder: Path) -> None:
+        if not prefix.startswith("/") or not prefix.endswith("/"):
+            raise ValueError(f"mount prefix must start and end with '/': {prefix!r}")
+        with self._lock:
+            self._mounts[prefix] = folder.resolve()
+
+    def resolve(self, url_path: str) -> Path | None:
+        path = posixpath.normpath(unquote(url_path))
+        if url_path.endswith("/") and not path.endswith("/"):
+            path += "/"
+        with self._lock:
+            mounts = sorted(self._mounts.items(), key=lambda item: len(item[0]), reverse=True)
+        for prefix, folder in mounts:
+            if path.startswith(prefix) or path + "/" == prefix:
+                relative = path[len(prefix):]
+                target = (folder / relative).resolve()
+                if target != folder and folder not in target.parents:
+                    return None
+                if target.is_dir():
+                    target = target / "index.html"
+                return target if target.is_file() else None
+        return None
+
+
+class AssetServer:
+    """Serves mounted folders read-only on a loopback port, in a daemon thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.mounts = _Mounts()
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def origin(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.origin + path
+
+    def mount(self, prefix: str, folder: Path) -> None:
+        self.mounts.add(prefix, folder)
+
+    def start(self) -> "AssetServer":
+        self._thread = threading.Thread(target=self._server.serve_forever, name="asset-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        mounts = self.mounts
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "safebrowse-assets"
+            sys_version = ""
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server naming
+                self._serve(send_body=True)
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._serve(send_body=False)
+
+            def _serve(self, send_body: bool) -> None:
+                target = mounts.resolve(urlsplit(self.path).path)
+                if target is None:
+                    self.send_error(HTTPStatus.NOT_FOUND)
+                    return
+                body = target.read_bytes()
+                content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+                self.send_response(HTTPStatus.OK)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "max-age=3600")
+                self.end_headers()
+                if send_body:
+                    self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                logger.debug("asset %s", format % args)
+
+        return Handler

@@ -1,0 +1,60 @@
+"""Keep an episode's browser context on the origins its task allows.
+
+Every request of the context passes through one route handler: requests to an
+allowed origin continue, everything else is aborted and recorded. Pages that
+still end up somewhere else (a popup to `about:blank` written by script, a
+`data:` document) are closed or sent back by the episode after each action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import playwright.sync_api as pw
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"{parts.scheme}://{parts.hostname}:{port}"
+    return f"{parts.scheme}:"
+
+
+class EgressGuard:
+    """Allows requests to a fixed set of origins and records the rest."""
+
+    def __init__(self, allowed_origins: list[str], on_blocked: Callable[[str, str], None]) -> None:
+        self.allowed = frozenset(origin_of(origin) for origin in allowed_origins)
+        self._on_blocked = on_blocked
+
+    def allows(self, url: str) -> bool:
+        return origin_of(url) in self.allowed
+
+    def allows_page(self, url: str) -> bool:
+        """A page may show an allowed origin, or the blank page a new tab starts on."""
+        return url == "about:blank" or self.allows(url)
+
+    def install(self, context: pw.BrowserContext) -> None:
+        context.route("**/*", self._route)
+        context.on("page", self._watch_page)
+
+    def _route(self, route: pw.Route) -> None:
+        request = route.request
+        if self.allows(request.url):
+            route.continue_()
+            return
+        kind = "navigation" if request.is_navigation_request() else "request"
+        self._on_blocked(request.url, kind)
+        route.abort("blockedbyclient")
+
+    def _watch_page(self, page: pw.Page) -> None:
+        page.on("download", lambda download: self._cancel_download(download))
+
+    def _cancel_download(self, download: pw.Download) -> None:
+        self._on_blocked(download.url, "download")
+        try:
+            download.cancel()
+        except pw.Error:
+            pass

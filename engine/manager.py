@@ -1,0 +1,281 @@
+"""The async facade over workers and episodes, shared by both doors.
+
+The agent door gets an `AgentSession` bound to one episode, whose methods
+return only agent-visible types. The trainer door uses the manager itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from engine.agent_view import Observation
+from engine.assets import AssetServer, miniwob_html_dir
+from engine.config import EngineConfig
+from engine.episode import Episode, EpisodeOverError, Oracle
+from engine.records import EpisodeLimits, EpisodeState, FailureReason, StepRecord
+from engine.worker import WorkerPool
+from tasks.registry import TaskRegistry, TaskSpec
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_SEED = 2**31 - 1
+CLOSED_EPISODES_KEPT = 1_000
+
+
+class EpisodeNotFoundError(KeyError):
+    def __str__(self) -> str:
+        return f"no episode {self.args[0]!r}"
+
+
+class TooManyEpisodesError(RuntimeError):
+    pass
+
+
+class EpisodeSetupError(RuntimeError):
+    """The task's setup failed or timed out; nothing was left open."""
+
+
+@dataclass(frozen=True)
+class CreatedEpisode:
+    episode_id: str
+    agent_token: str
+    task_id: str
+    goal: str
+    observation: Observation
+
+
+@dataclass(frozen=True)
+class AgentStepResult:
+    """What an agent gets back from an action: the new page and, if any, why it failed."""
+
+    observation: Observation
+    error: str | None
+
+
+class EpisodeManager:
+    def __init__(
+        self,
+        config: EngineConfig,
+        registry: TaskRegistry,
+        oracle_factory: Callable[[TaskSpec], Oracle | None] | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.assets = AssetServer(config.asset_host, config.asset_port)
+        self.pool = WorkerPool(config)
+        self._oracle_factory = oracle_factory
+        self._episodes: OrderedDict[str, Episode] = OrderedDict()
+        self._tokens: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self.on_step: list[Callable[[Episode, StepRecord], None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.assets.mount("/", miniwob_html_dir())
+        for spec in self.registry:
+            for prefix, folder in spec.asset_mounts:
+                self.assets.mount(prefix, folder)
+        self.assets.start()
+        await self.pool.start()
+        self._reaper = asyncio.create_task(self._reap_idle())
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for episode_id in list(self._episodes):
+            try:
+                await self.close(episode_id)
+            except Exception:  # noqa: BLE001 - shutting down regardless
+                logger.exception("closing episode %s failed", episode_id)
+        await self.pool.stop()
+        self.assets.stop()
+
+    # -- trainer side --------------------------------------------------------------------
+
+    async def create(
+        self,
+        task_id: str,
+        seed: int | None = None,
+        limits: EpisodeLimits | None = None,
+        difficulty: str | None = None,
+    ) -> CreatedEpisode:
+        spec = self.registry.get(task_id)
+        if sum(1 for e in self._episodes.values() if e.running) >= self.config.max_open_episodes:
+            raise TooManyEpisodesError(
+                f"{self.config.max_open_episodes} episodes are open; close one before creating another"
+            )
+        if difficulty is not None and spec.difficulties and difficulty not in spec.difficulties:
+            raise ValueError(f"task {task_id!r} has difficulties {list(spec.difficulties)}, not {difficulty!r}")
+        worker = self.pool.pick()
+        episode = Episode(
+            episode_id="ep_" + secrets.token_hex(8),
+            spec=spec,
+            seed=secrets.randbelow(MAX_SEED) if seed is None else seed,
+            limits=limits or EpisodeLimits(max_steps=self.config.default_max_steps),
+            config=self.config,
+            asset_origin=self.assets.origin,
+            worker=worker,
+            oracle=self._oracle_factory(spec) if self._oracle_factory else None,
+            difficulty=difficulty,
+        )
+        worker.episode_count += 1  # reserve the slot while setup runs
+        try:
+            observation = await asyncio.wait_for(
+                worker.run(lambda _w: episode.setup()), timeout=self.config.setup_timeout_s + 5
+            )
+        except BaseException as error:
+            await asyncio.shield(worker.run(lambda _w: episode.close()))
+            raise EpisodeSetupError(f"setup of {task_id!r} failed: {type(error).__name__}: {error}") from error
+        finally:
+            worker.episode_count -= 1
+        token = secrets.token_urlsafe(32)
+        self._episodes[episode.id] = episode
+        self._tokens[token] = episode.id
+        self._locks[episode.id] = asyncio.Lock()
+        self._forget_old()
+        return CreatedEpisode(episode.id, token, spec.id, episode.goal, observation)
+
+    def get(self, episode_id: str) -> Episode:
+        try:
+            return self._episodes[episode_id]
+        except KeyError:
+            raise EpisodeNotFoundError(episode_id) from None
+
+    def state(self, episode_id: str) -> EpisodeState:
+        return self.get(episode_id).state()
+
+    def trajectory(self, episode_id: str) -> list[StepRecord]:
+        return list(self.get(episode_id).records)
+
+    def episodes(self) -> list[Episode]:
+        return list(self._episodes.values())
+
+    async def close(self, episode_id: str) -> EpisodeState:
+        episode = self.get(episode_id)
+        async with self._locks[episode_id]:
+            await episode.worker.run(lambda _w: episode.close())
+        self._tokens = {t: e for t, e in self._tokens.items() if e != episode_id}
+        return episode.state()
+
+    async def end(self, episode_id: str, reason: FailureReason) -> EpisodeState:
+        episode = self.get(episode_id)
+        async with self._locks[episode_id]:
+            await episode.worker.run(lambda _w: episode.end(reason))
+        return episode.state()
+
+    # -- agent side ----------------------------------------------------------------------
+
+    def agent_session(self, token: str) -> "AgentSession | None":
+        """The session an agent token opens, or None for an unknown or closed episode."""
+        for known, episode_id in self._tokens.items():
+            if hmac.compare_digest(known, token):
+                episode = self._episodes.get(episode_id)
+                if episode is None:
+                    return None
+                return AgentSession(self, episode_id)
+        return None
+
+    def bind_agent(self, episode_id: str) -> "AgentSession":
+        """An agent session for an episode the caller created itself (stdio)."""
+        self.get(episode_id)
+        return AgentSession(self, episode_id)
+
+    async def _serialized(self, episode_id: str, job: Callable[[Episode], T]) -> T:
+        episode = self.get(episode_id)
+        async with self._locks[episode_id]:
+            result = await episode.worker.run(lambda _w: job(episode))
+        return result
+
+    def _notify(self, episode: Episode, record: StepRecord) -> None:
+        for callback in self.on_step:
+            try:
+                callback(episode, record)
+            except Exception:  # noqa: BLE001 - observers must not break a step
+                logger.exception("on_step callback failed")
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    def _forget_old(self) -> None:
+        closed = [eid for eid, e in self._episodes.items() if not e.running and e.status.value == "closed"]
+        for episode_id in closed[: max(0, len(closed) - CLOSED_EPISODES_KEPT)]:
+            self._episodes.pop(episode_id, None)
+            self._locks.pop(episode_id, None)
+
+    async def _reap_idle(self) -> None:
+        interval = min(30.0, self.config.idle_timeout_s / 2)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.time()
+            for episode in list(self._episodes.values()):
+                if episode.status.value != "closed" and now - episode.last_activity_at > self.config.idle_timeout_s:
+                    logger.info("closing idle episode %s", episode.id)
+                    try:
+                        await self.close(episode.id)
+                    except Exception:  # noqa: BLE001
+                        logger.exception("reaping episode %s failed", episode.id)
+
+
+class AgentSession:
+    """Everything an agent may do to its one episode. Returns agent-visible types only."""
+
+    def __init__(self, manager: EpisodeManager, episode_id: str) -> None:
+        self._manager = manager
+        self.episode_id = episode_id
+
+    @property
+    def goal(self) -> str:
+        return self._manager.get(self.episode_id).goal
+
+    def is_open(self) -> bool:
+        try:
+            return self._manager.get(self.episode_id).status.value != "closed"
+        except EpisodeNotFoundError:
+            return False
+
+    async def observe(self, screenshot: bool = False) -> tuple[Observation, bytes | None]:
+        return await self._manager._serialized(self.episode_id, lambda e: e.observe(screenshot))
+
+    async def act(self, tool: str, arguments: dict[str, Any]) -> AgentStepResult:
+        """Run one action. Raises EpisodeOverError once the episode accepts no more."""
+
+        def job(episode: Episode) -> tuple[Observation, StepRecord, Episode]:
+            observation, record = episode.step(tool, arguments)
+            return observation, record, episode
+
+        observation, record, episode = await self._manager._serialized(self.episode_id, job)
+        self._manager._notify(episode, record)
+        return AgentStepResult(observation=observation, error=record.error)
+
+    async def ask_oracle(self, question: str) -> AgentStepResult | str:
+        def job(episode: Episode) -> tuple[str, StepRecord, Episode]:
+            answer, record = episode.ask_oracle(question)
+            return answer, record, episode
+
+        answer, record, episode = await self._manager._serialized(self.episode_id, job)
+        self._manager._notify(episode, record)
+        return answer
+
+
+__all__ = [
+    "AgentSession",
+    "AgentStepResult",
+    "CreatedEpisode",
+    "EpisodeManager",
+    "EpisodeNotFoundError",
+    "EpisodeOverError",
+    "EpisodeSetupError",
+    "TooManyEpisodesError",
+]
+
+_ = Awaitable  # re-exported type hints stay importable

@@ -1,0 +1,174 @@
+"""Browser workers: one thread, one Playwright instance, one Chromium each.
+
+Playwright's sync API is bound to the thread that started it, so each worker
+owns a thread and runs jobs from a queue, in order. The async server hands a
+job over with `submit` and awaits the returned future; it never blocks its
+event loop on Playwright.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import playwright.sync_api as pw
+from playwright.sync_api import sync_playwright
+
+from engine.config import CHROMIUM_FLAGS, EngineConfig, find_chromium
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_STOP = object()
+
+
+class WorkerStoppedError(RuntimeError):
+    pass
+
+
+class BrowserWorker:
+    """Hosts several episodes, each in its own browser context of one Chromium."""
+
+    def __init__(self, index: int, config: EngineConfig) -> None:
+        self.index = index
+        self.config = config
+        self.episode_count = 0
+        self.launches = 0
+        self._executable = find_chromium(config.chromium_path)
+        self._jobs: queue.Queue[object] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=f"browser-worker-{index}", daemon=True)
+        self._ready = concurrent.futures.Future[None]()
+        self._playwright: pw.Playwright | None = None
+        self._browser: pw.Browser | None = None
+        self._stopped = False
+
+    # -- any thread -----------------------------------------------------------------
+
+    def start(self) -> concurrent.futures.Future[None]:
+        self._thread.start()
+        return self._ready
+
+    def submit(self, job: Callable[["BrowserWorker"], T]) -> concurrent.futures.Future[T]:
+        """Queue `job(worker)` to run on this worker's thread."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if self._stopped:
+            future.set_exception(WorkerStoppedError("the browser worker has stopped"))
+            return future
+        self._jobs.put((job, future))
+        return future
+
+    async def run(self, job: Callable[["BrowserWorker"], T]) -> T:
+        return await asyncio.wrap_future(self.submit(job))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopped = True
+        self._jobs.put(_STOP)
+        self._thread.join(timeout)
+
+    # -- worker thread only --------------------------------------------------------
+
+    @property
+    def browser(self) -> pw.Browser:
+        """The live Chromium, relaunched first if the previous one died."""
+        if self._browser is None or not self._browser.is_connected():
+            self._launch()
+        assert self._browser is not None
+        return self._browser
+
+    def browser_pid(self) -> int | None:
+        """Chromium's browser process id (for fault injection and accounting)."""
+        session = self.browser.new_browser_cdp_session()
+        try:
+            info = session.send("SystemInfo.getProcessInfo")
+        finally:
+            session.detach()
+        for process in info.get("processInfo", []):
+            if process.get("type") == "browser":
+                return int(process["id"])
+        return None
+
+    def _launch(self) -> None:
+        assert self._playwright is not None
+        if self._browser is not None:
+            try:
+                self._browser.close()
+            except pw.Error:
+                pass
+        self._browser = self._playwright.chromium.launch(
+            executable_path=self._executable,
+            headless=self.config.headless,
+            args=[
+                *CHROMIUM_FLAGS,
+                # Defence in depth behind the per-context route guard: no host name resolves.
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+            ],
+        )
+        self.launches += 1
+        logger.info("worker %d launched Chromium (launch #%d)", self.index, self.launches)
+
+    def _run(self) -> None:
+        try:
+            with sync_playwright() as playwright:
+                self._playwright = playwright
+                try:
+                    self._launch()
+                except BaseException as error:  # noqa: BLE001 - reported through the future
+                    self._ready.set_exception(error)
+                    return
+                self._ready.set_result(None)
+                self._loop()
+                if self._browser is not None and self._browser.is_connected():
+                    self._browser.close()
+        except BaseException as error:  # noqa: BLE001
+            if not self._ready.done():
+                self._ready.set_exception(error)
+            logger.exception("browser worker %d crashed", self.index)
+        finally:
+            self._stopped = True
+            self._fail_pending()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is _STOP:
+                return
+            job, future = item  # type: ignore[misc]
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(job(self))
+            except BaseException as error:  # noqa: BLE001 - the caller gets it
+                future.set_exception(error)
+
+    def _fail_pending(self) -> None:
+        while True:
+            try:
+                item = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if item is _STOP:
+                continue
+            _, future = item  # type: ignore[misc]
+            if future.set_running_or_notify_cancel():
+                future.set_exception(WorkerStoppedError("the browser worker has stopped"))
+
+
+class WorkerPool:
+    """A fixed set of workers; each new episode goes to the least loaded one."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.workers = [BrowserWorker(i, config) for i in range(config.workers)]
+
+    async def start(self) -> None:
+        await asyncio.gather(*(asyncio.wrap_future(w.start()) for w in self.workers))
+
+    def pick(self) -> BrowserWorker:
+        return min(self.workers, key=lambda worker: worker.episode_count)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.workers))
