@@ -1,0 +1,104 @@
+"""Run both doors around one room: the MCP door on the public port and the control
+API on its own loopback listener, sharing one EpisodeManager."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from engine.manager import EpisodeManager
+from safebrowse.settings import ServerSettings
+from tasks import default_registry
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_control_token(settings: ServerSettings) -> tuple[str, Path | None]:
+    """The configured token, or a fresh one written to an owner-only file."""
+    if settings.control_token:
+        return settings.control_token, None
+    token = secrets.token_urlsafe(32)
+    path = settings.token_file
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token, path
+
+
+def _bound_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class SafebrowseServer:
+    """Owns the manager and both listeners. Sockets are bound in `__init__`, so
+    ports (including port 0) are known before serving starts."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.control_token, self.token_path = resolve_control_token(settings)
+        self.manager = EpisodeManager(settings.engine, default_registry(settings.engine.extra_tasks_dir))
+        self.mcp_socket = _bound_socket(settings.host, settings.mcp_port)
+        self.control_socket = _bound_socket(settings.control_host, settings.control_port)
+        self._servers: list[uvicorn.Server] = []
+        self.started = asyncio.Event()
+
+    @property
+    def mcp_port(self) -> int:
+        return self.mcp_socket.getsockname()[1]
+
+    @property
+    def control_port(self) -> int:
+        return self.control_socket.getsockname()[1]
+
+    @property
+    def mcp_url(self) -> str:
+        if self.settings.public_mcp_url:
+            return self.settings.public_mcp_url
+        host = self.settings.host if self.settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.mcp_port}/mcp"
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{self.settings.control_host}:{self.control_port}"
+
+    async def serve(self) -> None:
+        from control_api.app import build_app as build_control_app
+        from mcp_server.http import build_app as build_mcp_app
+
+        await self.manager.start()
+        try:
+            mcp_app = build_mcp_app(self.manager, host=self.settings.host)
+            control_app = build_control_app(self.manager, control_token=self.control_token, mcp_url=self.mcp_url)
+            for app, sock in ((mcp_app, self.mcp_socket), (control_app, self.control_socket)):
+                config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+                server = uvicorn.Server(config)
+                server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+                self._servers.append(server)
+            tasks = [asyncio.create_task(s.serve(sockets=[sock]))
+                     for s, sock in zip(self._servers, (self.mcp_socket, self.control_socket))]
+            while not all(s.started for s in self._servers):
+                if any(t.done() for t in tasks):
+                    break
+                await asyncio.sleep(0.02)
+            self.started.set()
+            await asyncio.gather(*tasks)
+        finally:
+            await self.manager.stop()
+
+    def request_stop(self) -> None:
+        for server in self._servers:
+            server.should_exit = True
