@@ -1,0 +1,124 @@
+"""The `safebrowse` command: serve both doors, run one episode over stdio, list tasks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+
+from safebrowse import __version__
+from safebrowse.settings import ServerSettings
+
+
+def _engine_overrides(args: argparse.Namespace) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    if getattr(args, "workers", None):
+        overrides["workers"] = args.workers
+    if getattr(args, "chromium", None):
+        overrides["chromium_path"] = args.chromium
+    if getattr(args, "tasks_dir", None):
+        overrides["extra_tasks_dir"] = args.tasks_dir
+    return overrides
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from safebrowse.server import SafebrowseServer
+
+    settings = ServerSettings.from_env(
+        host=args.host, mcp_port=args.port, control_host=args.control_host,
+        control_port=args.control_port, engine=_engine_overrides(args),
+    )
+    server = SafebrowseServer(settings)
+    log = logging.getLogger("safebrowse")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.request_stop)
+        serving = asyncio.create_task(server.serve())
+        await server.started.wait()
+        log.info("MCP door (agents):      %s", server.mcp_url)
+        log.info("control API (trainers): %s", server.control_url)
+        if server.token_path is not None:
+            log.info("control token written to %s (owner-only)", server.token_path)
+        log.info("%d tasks, %d browser workers", len(server.manager.registry), settings.engine.workers)
+        await serving
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_stdio(args: argparse.Namespace) -> int:
+    from mcp_server.stdio import run_stdio
+
+    settings = ServerSettings.from_env(control_port=args.control_port or 0, engine=_engine_overrides(args))
+    asyncio.run(run_stdio(settings, task_id=args.task, seed=args.seed, serve_control=args.control_port is not None))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from tasks import default_registry
+
+    registry = default_registry(args.tasks_dir)
+    rows = [
+        {"id": spec.id, "family": spec.family, "description": spec.description,
+         "difficulties": list(spec.difficulties)}
+        for spec in registry
+        if not args.family or spec.family == args.family
+    ]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for row in rows:
+            print(f"{row['id']:<40} {row['description']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="safebrowse", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"safebrowse {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the MCP door and the control API")
+    serve.add_argument("--host", default=None, help="MCP host (default 127.0.0.1; 0.0.0.0 in a container)")
+    serve.add_argument("--port", type=int, default=None, help="MCP port (default 8000)")
+    serve.add_argument("--control-host", default=None, help="control API host (default 127.0.0.1)")
+    serve.add_argument("--control-port", type=int, default=None, help="control API port (default 8001)")
+    serve.add_argument("--workers", type=int, default=None, help="browser workers (default: CPU count)")
+    serve.add_argument("--chromium", default=None, help="Chromium executable (default /usr/bin/chromium)")
+    serve.add_argument("--tasks-dir", default=None, help="operator folder of custom tasks")
+    serve.set_defaults(func=cmd_serve)
+
+    stdio = sub.add_parser("stdio", help="run one episode over MCP stdio (Claude Desktop)")
+    stdio.add_argument("--task", required=True, help="task id, e.g. miniwob.click-test")
+    stdio.add_argument("--seed", type=int, default=None)
+    stdio.add_argument("--control-port", type=int, default=None,
+                       help="also serve the control API on this loopback port")
+    stdio.add_argument("--workers", type=int, default=1)
+    stdio.add_argument("--chromium", default=None)
+    stdio.add_argument("--tasks-dir", default=None)
+    stdio.set_defaults(func=cmd_stdio)
+
+    tasks = sub.add_parser("tasks", help="list the tasks this server offers")
+    tasks.add_argument("--family", default=None)
+    tasks.add_argument("--json", action="store_true")
+    tasks.add_argument("--tasks-dir", default=None)
+    tasks.set_defaults(func=cmd_tasks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Logs go to stderr: stdout belongs to the MCP stdio transport.
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
