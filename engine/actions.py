@@ -192,11 +192,11 @@ def execute(page: pw.Page, action: Action, timeout_ms: int) -> None:
     """Carry out a browser action on `page`. Tab and chat actions are handled by the episode."""
     match action:
         case Click(id=element_id, button=button, double=double):
-            target = locate(page, element_id)
+            x, y = point_of(page, element_id)
             if double:
-                target.dblclick(button=button, timeout=timeout_ms)
+                page.mouse.dblclick(x, y, button=button)
             else:
-                target.click(button=button, timeout=timeout_ms)
+                page.mouse.click(x, y, button=button)
         case Fill(id=element_id, text=text):
             target = locate(page, element_id)
             _require_editable(target, element_id)
@@ -221,22 +221,22 @@ def execute(page: pw.Page, action: Action, timeout_ms: int) -> None:
                     "use an option's label or value from the observation."
                 ) from None
         case Hover(id=element_id):
-            locate(page, element_id).hover(timeout=timeout_ms)
+            page.mouse.move(*point_of(page, element_id))
         case Scroll(id=None, delta_x=dx, delta_y=dy):
             viewport = page.viewport_size or {"width": 800, "height": 600}
             page.mouse.move(viewport["width"] / 2, viewport["height"] / 2)
             page.mouse.wheel(dx, dy)
         case Scroll(id=element_id, delta_x=dx, delta_y=dy):
-            target = locate(page, element_id)
-            target.hover(timeout=timeout_ms)
+            page.mouse.move(*point_of(page, element_id))
             page.mouse.wheel(dx, dy)
         case DragAndDrop(from_id=from_id, to_id=to_id):
-            source = locate(page, from_id)
-            target = locate(page, to_id)
-            source.hover(timeout=timeout_ms)
+            page.mouse.move(*point_of(page, from_id))
             page.mouse.down()
-            target.hover(timeout=timeout_ms)
-            page.mouse.up()
+            try:
+                x, y = point_of(page, to_id)
+                page.mouse.move(x, y, steps=5)
+            finally:
+                page.mouse.up()
         case Focus(id=element_id):
             locate(page, element_id).focus(timeout=timeout_ms)
         case Noop(wait_ms=wait_ms):
@@ -245,6 +245,68 @@ def execute(page: pw.Page, action: Action, timeout_ms: int) -> None:
             page.go_back(timeout=timeout_ms, wait_until="domcontentloaded")
         case _:
             raise ActionError(f"{action.name} is not a page action")
+
+
+# Playwright's own actionability wait polls for two animation frames of a stable
+# box before every click (~50 ms). One script pass instead finds the element,
+# makes the checks that matter to an agent (rendered, enabled, not covered),
+# scrolls it into view and returns its centre; real mouse events follow.
+_POINT_SCRIPT = """
+([attr, id]) => {
+    const find = (root) => {
+        const hit = root.querySelector(`[${attr}="${id}"]`);
+        if (hit) return hit;
+        for (const host of root.querySelectorAll("*")) {
+            if (host.shadowRoot) {
+                const inner = find(host.shadowRoot);
+                if (inner) return inner;
+            }
+        }
+        return null;
+    };
+    const el = find(document);
+    if (el === null) return {missing: true};
+    const style = window.getComputedStyle(el);
+    if (style.display === "none" || style.visibility !== "visible") return {problem: "is not visible"};
+    if (el.disabled === true || el.getAttribute("aria-disabled") === "true") return {problem: "is disabled"};
+    let rect = el.getBoundingClientRect();
+    if (rect.width === 0 || rect.height === 0) return {problem: "is not visible"};
+    if (rect.top < 0 || rect.left < 0 || rect.bottom > window.innerHeight || rect.right > window.innerWidth) {
+        el.scrollIntoView({block: "center", inline: "center", behavior: "instant"});
+        rect = el.getBoundingClientRect();
+    }
+    const x = Math.min(Math.max(rect.left + rect.width / 2, 0), window.innerWidth - 1);
+    const y = Math.min(Math.max(rect.top + rect.height / 2, 0), window.innerHeight - 1);
+    let hit = document.elementFromPoint(x, y);
+    while (hit && hit.shadowRoot) {
+        const inner = hit.shadowRoot.elementFromPoint(x, y);
+        if (!inner || inner === hit) break;
+        hit = inner;
+    }
+    if (hit === null) return {problem: "is outside the page"};
+    const labelled = hit.tagName === "LABEL" && hit.control === el;
+    if (hit !== el && !el.contains(hit) && !labelled && !(el.getRootNode().host && el.getRootNode().host.contains(hit))) {
+        const by = hit.getAttribute(attr);
+        return {problem: "is covered by another element" + (by ? ` ([${by}])` : "")};
+    }
+    return {x: x, y: y};
+}
+"""
+
+
+def point_of(page: pw.Page, element_id: str) -> tuple[float, float]:
+    """The viewport point to press for this element, after checking it can take a click."""
+    if not re.match(ELEMENT_ID_PATTERN, element_id):
+        raise ActionError(f"'{element_id}' is not an element id")
+    found = page.evaluate(_POINT_SCRIPT, [BID_ATTRIBUTE, element_id])
+    if found.get("missing"):
+        raise ActionError(
+            f"Element [{element_id}] is not on the current page (it may have changed). "
+            "Call observe for fresh element ids."
+        )
+    if found.get("problem"):
+        raise ActionError(f"Element [{element_id}] {found['problem']}; pick another element or scroll first.")
+    return float(found["x"]), float(found["y"])
 
 
 def _require_editable(target: pw.Locator, element_id: str) -> None:

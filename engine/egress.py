@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import re
+
 import playwright.sync_api as pw
 
 
@@ -20,6 +22,14 @@ def origin_of(url: str) -> str:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return f"{parts.scheme}://{parts.hostname}:{port}"
     return f"{parts.scheme}:"
+
+
+def _url_prefix(origin: str) -> str:
+    """How URLs of an origin begin once Chromium has serialised them."""
+    scheme, rest = origin.split("://", 1)
+    host, port = rest.rsplit(":", 1)
+    default = {"http": "80", "https": "443"}.get(scheme)
+    return f"{scheme}://{host}/" if port == default else f"{scheme}://{host}:{port}/"
 
 
 class EgressGuard:
@@ -37,8 +47,15 @@ class EgressGuard:
         return url == "about:blank" or self.allows(url)
 
     def install(self, context: pw.BrowserContext) -> None:
-        context.route("**/*", self._route)
+        # Only URLs outside the allowed origins are intercepted: the pattern runs
+        # in the Playwright driver, so allowed requests never wait on Python.
+        context.route(self.outside_pattern(), self._route)
         context.on("page", self._watch_page)
+
+    def outside_pattern(self) -> re.Pattern[str]:
+        """A regex (valid in Python and JavaScript) matching URLs off the allowed origins."""
+        prefixes = "|".join(re.escape(_url_prefix(origin)) for origin in sorted(self.allowed))
+        return re.compile(f"^(?!(?:{prefixes}))" if prefixes else "^")
 
     def _route(self, route: pw.Route) -> None:
         request = route.request

@@ -35,9 +35,11 @@ from engine.records import (
     EpisodeLimits,
     EpisodeState,
     EpisodeStatus,
+    ErrorKind,
     FailureReason,
     StepRecord,
 )
+from engine.termination import classify_task_failure
 from engine.worker import BrowserWorker
 from tasks.registry import TaskContext, TaskSpec
 
@@ -133,19 +135,14 @@ class Episode:
         task = self.spec.factory(TaskContext(self.seed, self.asset_origin, self.difficulty))
         self._task = task
         self.curriculum_variant_id = getattr(task, "curriculum_variant_id", None)
-        context = self.worker.browser.new_context(
-            viewport=task.viewport,
-            accept_downloads=False,
-            service_workers="block",
-            locale=task.locale,
-            timezone_id=task.timezone_id,
-        )
+        context, page = self.worker.take_context(locale=task.locale, timezone_id=task.timezone_id)
         self._context = context
         self.worker.episode_count += 1
         context.set_default_timeout(self.config.setup_timeout_s * 1000)
         self._guard.install(context)
         context.on("page", self._on_new_page)
-        self._page = context.new_page()
+        page.set_viewport_size(task.viewport)
+        self._page = page
         goal, _info = task.setup(page=self._page)
         self.goal = _goal_text(goal)
         self.chat_messages = [
@@ -202,11 +199,12 @@ class Episode:
         started_at = time.time()
         started = time.perf_counter()
         error: str | None = None
+        error_kind: ErrorKind | None = None
         action: Action | None = None
         try:
             action = parse_action(tool, arguments)
         except ValidationError as validation_error:
-            error = describe_validation_error(validation_error)
+            error, error_kind = describe_validation_error(validation_error), "invalid"
         if action is not None and isinstance(action, AskOracle):
             raise ValueError("ask_oracle goes through Episode.ask_oracle")
 
@@ -214,19 +212,21 @@ class Episode:
             try:
                 self._run(action)
             except ActionError as action_error:
-                error = str(action_error)
+                error, error_kind = str(action_error), "invalid"
             except pw.Error as browser_error:
                 if self._browser_gone():
                     self._fault(browser_error)
                     return self._closed_observation(), self._record_fault(tool, arguments, started_at, started)
                 error = f"Could not {tool.replace('_', ' ')}: {playwright_message(browser_error)}"
+                error_kind = "page"
         action_ms = (time.perf_counter() - started) * 1000
 
         validate_started = time.perf_counter()
         reward, done, message, validation_error_text = 0.0, False, "", None
+        info: object = {}
         try:
             self._settle()
-            reward, done, message, _ = self._task.validate(self._active_page(), self.chat_messages)  # type: ignore[union-attr]
+            reward, done, message, info = self._task.validate(self._active_page(), self.chat_messages)  # type: ignore[union-attr]
         except pw.Error as browser_error:
             if self._browser_gone():
                 self._fault(browser_error)
@@ -243,6 +243,7 @@ class Episode:
             arguments=_jsonable(arguments),
             valid=error is None,
             error=error,
+            error_kind=error_kind,
             url=self._safe_url(),
             started_at=started_at,
             action_ms=action_ms,
@@ -251,6 +252,7 @@ class Episode:
             task_reward=float(reward),
             task_done=bool(done),
             task_message=str(message or validation_error_text or ""),
+            task_info=_scalar_info(info),
             progress=self._progress(),
             blocked=self._take_blocked(),
         )
@@ -273,16 +275,19 @@ class Episode:
         self.last_activity_at = time.time()
         started_at, started = time.time(), time.perf_counter()
         arguments = {"question": question}
+        error_kind: ErrorKind | None = None
         try:
             AskOracle(question=question)
         except ValidationError as validation_error:
             answer, error, charged = "", describe_validation_error(validation_error), False
+            error_kind = "invalid"
         else:
             answer, error, charged = self._consult_oracle(question)
+            error_kind = "oracle_budget" if error is not None else None
         self.step_index += 1
         record = StepRecord(
-            index=self.step_index, tool="ask_oracle", arguments=arguments, valid=error is None,
-            error=error, url=self._safe_url(), started_at=started_at,
+            index=self.step_index, tool="ask_oracle", arguments=_jsonable(arguments), valid=error is None,
+            error=error, error_kind=error_kind, url=self._safe_url(), started_at=started_at,
             action_ms=(time.perf_counter() - started) * 1000, observation_ms=0.0, validate_ms=0.0,
             oracle_call=charged, progress=self._last_progress, blocked=self._take_blocked(),
         )
@@ -371,11 +376,18 @@ class Episode:
             self._steps_since_progress += 1
 
     def _decide_termination(self, record: StepRecord, validation_error: str | None) -> None:
+        """End the episode if this step finished it; the first matching rule names the reason."""
         limits = self.limits
         if validation_error is not None:
             self._end(record, FailureReason.TASK_VALIDATION_FAILED)
+        elif record.task_done and record.task_reward > 0:
+            self._end(record, FailureReason.SUCCESS)
         elif record.task_done:
-            self._end(record, FailureReason.SUCCESS if record.task_reward > 0 else FailureReason.TASK_FAILED)
+            self._end(record, classify_task_failure([*self.records, record], self.goal))
+        elif record.error_kind == "invalid" and limits.end_on_invalid_action:
+            self._end(record, FailureReason.INVALID_ACTION)
+        elif record.error_kind == "page" and limits.end_on_action_error:
+            self._end(record, FailureReason.BROWSERGYM_ACTION_ERROR)
         elif self.invalid_actions >= limits.max_invalid_actions:
             self._end(record, FailureReason.TOO_MANY_INVALID_ACTIONS)
         elif self.repeated_actions + 1 >= limits.max_repeated_actions:
@@ -407,7 +419,7 @@ class Episode:
         self.step_index += 1
         record = StepRecord(
             index=self.step_index, tool=tool, arguments=_jsonable(arguments), valid=False,
-            error="browser error", url="", started_at=started_at,
+            error="browser error", error_kind="browser", url="", started_at=started_at,
             action_ms=(time.perf_counter() - started) * 1000, observation_ms=0.0, validate_ms=0.0,
             terminated=True, failure_reason=FailureReason.BROWSER_ERROR, blocked=self._take_blocked(),
         )
@@ -466,7 +478,7 @@ class Episode:
     def _wrap(self, snapshot: PageSnapshot, error: str | None) -> Observation:
         pages = self._context.pages if self._context is not None else []
         tabs = [
-            Tab(index=i, url=p.url, title=_safe_title(p), active=p is self._page)
+            Tab(index=i, url=p.url, title=snapshot.title if p is self._page else _safe_title(p), active=p is self._page)
             for i, p in enumerate(pages)
         ]
         observation = Observation(
@@ -525,6 +537,21 @@ def _goal_text(goal: object) -> str:
     if isinstance(goal, list):
         return "\n".join(part.get("text", "") for part in goal if isinstance(part, dict) and part.get("type") == "text")
     return str(goal)
+
+
+def _scalar_info(info: object) -> dict[str, str | int | float | bool | None]:
+    """The task's info dict reduced to short scalars a trainer can read (and JSON can hold)."""
+    if not isinstance(info, dict):
+        return {}
+    result: dict[str, str | int | float | bool | None] = {}
+    for key, value in list(info.items())[:20]:
+        if isinstance(value, bool) or value is None:
+            result[str(key)[:100]] = value
+        elif isinstance(value, (int, float)):
+            result[str(key)[:100]] = value if value == value and abs(value) != float("inf") else str(value)
+        elif isinstance(value, str):
+            result[str(key)[:100]] = value[:500]
+    return result
 
 
 def _safe_title(page: pw.Page) -> str:

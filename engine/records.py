@@ -7,7 +7,7 @@ with `engine.agent_view` instead.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +54,16 @@ class EpisodeLimits(BaseModel):
                                        description="End the episode when the oracle budget is exceeded (else only refuse).")
     low_progress_window: int | None = Field(default=None, ge=2, le=10_000,
                                             description="End when this many steps pass without progress (off when unset).")
+    end_on_invalid_action: bool = Field(default=False,
+                                        description="End on the first invalid action (failure reason invalid_action).")
+    end_on_action_error: bool = Field(default=False,
+                                      description="End on the first action the page refused "
+                                                  "(failure reason browsergym_action_error).")
+
+
+ErrorKind = Literal["invalid", "page", "browser", "oracle_budget"]
+"""Why a step failed: `invalid` arguments or a target that does not exist; the `page`
+refused a well-formed action (Playwright error); the `browser` died; the oracle budget was used up."""
 
 
 class BlockedRequest(BaseModel):
@@ -72,6 +82,7 @@ class StepRecord(BaseModel):
     arguments: dict[str, Any]
     valid: bool
     error: str | None = None
+    error_kind: ErrorKind | None = None
     url: str
     started_at: float
     action_ms: float
@@ -80,6 +91,8 @@ class StepRecord(BaseModel):
     task_reward: float = 0.0
     task_done: bool = False
     task_message: str = ""
+    task_info: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="Scalar entries of the task's own info (e.g. MiniWoB's REWARD_REASON).")
     progress: float | None = None
     oracle_call: bool = False
     blocked: list[BlockedRequest] = Field(default_factory=list)
