@@ -1,0 +1,76 @@
+"""The agent door over streamable HTTP: `/mcp` on the public port, and nothing else.
+
+Layers, outermost first: any path but `/mcp` is a 404; a request without the
+agent token of an open episode is a 401; the SDK's transport then checks the
+Host and Origin headers (DNS-rebinding protection on loopback) and dispatches
+the MCP message to the tools, which act on the episode the token opened.
+
+The transport is stateless: every request is authenticated and bound to its
+episode on its own, so there is no server-side MCP session to hijack or to
+expire, and a closed episode's token stops working on the next request.
+"""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import Context
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from engine.manager import AgentSession, EpisodeManager
+from mcp_server.auth import BearerAuthMiddleware, send_json, session_of
+from mcp_server.tools import build_server
+
+MCP_PATH = "/mcp"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def transport_security(host: str) -> TransportSecuritySettings:
+    """Host/Origin checks for the address the door listens on.
+
+    On loopback, only loopback Host headers are accepted (with or without a port,
+    so `localhost` behind a port-80 proxy works too). A wildcard bind (`0.0.0.0`,
+    `::`) or a specific outside address has no fixed name to check against, so the
+    check is off there and the bearer token is the guard.
+    """
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    hosts = [name for loopback in LOOPBACK_HOSTS for name in (loopback, f"{loopback}:*")]
+    origins = [
+        origin
+        for loopback in LOOPBACK_HOSTS
+        for scheme in ("http", "https")
+        for origin in (f"{scheme}://{loopback}", f"{scheme}://{loopback}:*")
+    ]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def session_from_request(ctx: Context) -> AgentSession:
+    """The session `BearerAuthMiddleware` bound to the HTTP request of this tool call."""
+    return session_of(ctx.request_context.request)
+
+
+class OnlyPath:
+    """Serves one exact path and answers 404 for everything else."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != self.path:
+            await send_json(send, 404, {"error": "not_found", "detail": f"the MCP endpoint is {self.path}"})
+            return
+        await self.app(scope, receive, send)
+
+
+def build_app(manager: EpisodeManager, host: str) -> ASGIApp:
+    """The public ASGI app. Run it with its lifespan on: that starts the SDK's session manager."""
+    server = build_server(session_from_request)
+    mcp_app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=True,
+        json_response=True,
+        transport_security=transport_security(host),
+        host=host,
+    )
+    return OnlyPath(BearerAuthMiddleware(mcp_app, manager.agent_session), MCP_PATH)

@@ -1,0 +1,322 @@
+"""Every tool the agent door offers, in one place.
+
+One tool per agent-safe action of the engine, plus `observe`. The argument
+schemas come from the pydantic action models in `engine.actions`, which stay the
+single source of truth for names, types and bounds.
+
+The SDK does not validate arguments here. Each tool is registered with a
+permissive argument model and advertises the engine's strict schema instead, so
+a malformed call reaches `AgentSession.act` unchanged: the engine parses it,
+records an invalid step for the episode and answers with a message the model can
+act on. Had the SDK rejected the call first, a bad call would cost the agent
+nothing and the trainer would never see it.
+
+Results carry only agent-visible types (`engine.agent_view`). This module has no
+way to reach a reward, a verdict or a trainer record: it never imports them.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, get_args
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from safebrowse import __version__
+from engine.actions import ACTION_NAMES, Action, parse_action
+from engine.agent_view import Observation
+from engine.episode import EpisodeOverError, describe_validation_error
+from engine.manager import AgentSession, AgentStepResult, EpisodeNotFoundError
+
+SERVER_NAME = "safebrowse"
+
+INSTRUCTIONS = (
+    "You control one browser tab set inside a sandboxed task. Call `observe` to read the page: the goal, "
+    "the URL and a list of elements, each with an id in [brackets]. Act with the other tools, passing "
+    "those ids as strings (for example {\"id\": \"12\"}). Every action returns the new page; ids can "
+    "change after the page updates, so act on the latest observation. When an observation says the "
+    "episode is over, stop: no further actions are accepted."
+)
+
+SessionResolver = Callable[[Context], AgentSession]
+"""Finds the agent session a tool call belongs to (from the HTTP request, or the one stdio episode)."""
+
+
+class ObserveArguments(BaseModel):
+    """Arguments of `observe`, the one tool that is not an engine action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    screenshot: bool = Field(default=False, description="Also return a PNG screenshot of the visible viewport.")
+
+
+@dataclass(frozen=True)
+class ToolText:
+    title: str
+    description: str
+
+
+# What each tool is for, written for the model that calls it.
+TOOL_TEXTS: dict[str, ToolText] = {
+    "observe": ToolText(
+        "Observe the page",
+        "Read the current page without acting: the goal, URL, open tabs, focused element and every "
+        "element with its id in [brackets]. Does not count as a step. Set screenshot=true to also get "
+        "a PNG image of the viewport.",
+    ),
+    "click": ToolText(
+        "Click an element",
+        "Click the element with this id (from the latest observation). Use button='right' for a "
+        "context menu and double=true for a double-click. Returns the new page.",
+    ),
+    "fill": ToolText(
+        "Fill a text field",
+        "Replace the whole content of a text input, textarea or contenteditable element with `text`. "
+        "It does not press Enter or submit; click the submit button or press Enter afterwards. "
+        "Returns the new page.",
+    ),
+    "clear": ToolText(
+        "Clear a text field",
+        "Empty a text input, textarea or contenteditable element. Returns the new page.",
+    ),
+    "press": ToolText(
+        "Press a key",
+        "Press one key or combo, such as 'Enter', 'Tab', 'ArrowDown', 'a' or 'Control+a', on the "
+        "element with this id, or on the focused element when no id is given. Returns the new page.",
+    ),
+    "select_option": ToolText(
+        "Choose in a dropdown",
+        "Select one or more options of a <select> element by their visible labels or values. For "
+        "custom dropdowns that are not <select>, click the option elements instead. Returns the new page.",
+    ),
+    "hover": ToolText(
+        "Hover over an element",
+        "Move the mouse over the element with this id, e.g. to open a menu or show a tooltip. "
+        "Returns the new page.",
+    ),
+    "scroll": ToolText(
+        "Scroll",
+        "Scroll by delta_y pixels vertically (positive scrolls down) and delta_x horizontally "
+        "(positive scrolls right), inside the element with this id or the page when no id is given. "
+        "Use it to reach elements marked (offscreen). Returns the new page.",
+    ),
+    "drag_and_drop": ToolText(
+        "Drag and drop",
+        "Press the mouse on the element from_id, move it onto the element to_id and release. "
+        "Returns the new page.",
+    ),
+    "focus": ToolText(
+        "Focus an element",
+        "Give keyboard focus to the element with this id without clicking it. Returns the new page.",
+    ),
+    "noop": ToolText(
+        "Wait",
+        "Do nothing for wait_ms milliseconds, letting the page finish an animation or update. "
+        "Counts as a step. Returns the new page.",
+    ),
+    "send_message": ToolText(
+        "Send a chat message",
+        "Send a text message to the user in the task's chat, e.g. to give an answer the goal asks "
+        "for. Returns the page.",
+    ),
+    "tab_focus": ToolText(
+        "Switch tab",
+        "Make the tab with this index (from the observation's tab list, starting at 0) the active "
+        "one. Returns the new page.",
+    ),
+    "go_back": ToolText(
+        "Go back",
+        "Go back one page in the active tab's history, like the browser's back button. "
+        "Returns the new page.",
+    ),
+    "ask_oracle": ToolText(
+        "Ask for a hint",
+        "Ask a question about the task and get a short hint back as text. Hints are limited per "
+        "episode and each question counts as a step, so ask only when stuck.",
+    ),
+}
+
+# Actions that only add to the page's state or move the view; the rest may overwrite or submit.
+NON_DESTRUCTIVE = frozenset({"hover", "scroll", "focus", "noop", "send_message", "tab_focus", "ask_oracle"})
+
+
+def action_models() -> dict[str, type[BaseModel]]:
+    """Each engine action's pydantic model, by tool name, read off the `Action` union."""
+    union = get_args(Action)[0]
+    models = {model.model_fields["name"].default: model for model in get_args(union)}
+    if set(models) != set(ACTION_NAMES):
+        raise RuntimeError(f"engine actions {sorted(models)} disagree with ACTION_NAMES {sorted(ACTION_NAMES)}")
+    return models
+
+
+def input_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema a tool advertises: the model's own, minus the engine-internal `name` tag.
+
+    Unknown arguments are refused (`additionalProperties: false`), as the engine models are
+    declared with `extra="forbid"`.
+    """
+    schema = copy.deepcopy(model.model_json_schema())
+    schema.pop("title", None)
+    schema.pop("description", None)
+    properties = schema.get("properties", {})
+    properties.pop("name", None)
+    required = [field for field in schema.get("required", []) if field != "name"]
+    result: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        result["required"] = required
+    result["additionalProperties"] = False
+    if "$defs" in schema:
+        result["$defs"] = schema["$defs"]
+    return result
+
+
+def annotations_for(name: str) -> ToolAnnotations:
+    if name == "observe":
+        return ToolAnnotations(
+            title=TOOL_TEXTS[name].title, read_only_hint=True, destructive_hint=False,
+            idempotent_hint=True, open_world_hint=False,
+        )
+    # Every action is a step: it spends the episode's budget, so none is idempotent.
+    return ToolAnnotations(
+        title=TOOL_TEXTS[name].title, read_only_hint=False, destructive_hint=name not in NON_DESTRUCTIVE,
+        idempotent_hint=False, open_world_hint=False,
+    )
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+def observation_result(
+    observation: Observation, error: str | None = None, image: bytes | None = None
+) -> CallToolResult:
+    """The page as text plus the same observation as structured content."""
+    text = observation.to_text()
+    if error is not None:
+        text = f"Error: {error}\n\n{text}"
+    content: list[ContentBlock] = [TextContent(type="text", text=text)]
+    if image is not None:
+        content.append(ImageContent(type="image", data=base64.b64encode(image).decode("ascii"), mime_type="image/png"))
+    return CallToolResult(
+        content=content,
+        structured_content=observation.model_dump(mode="json"),
+        is_error=error is not None,
+    )
+
+
+def error_result(message: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+
+
+def episode_over_result() -> CallToolResult:
+    """Says the episode is over and nothing about why."""
+    return error_result(str(EpisodeOverError()))
+
+
+def step_result(result: AgentStepResult) -> CallToolResult:
+    return observation_result(result.observation, error=result.error)
+
+
+# -- handlers --------------------------------------------------------------------------
+
+
+class RawArguments(ArgModelBase):
+    """Accepts any arguments and hands them on untouched, for the engine to judge."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return {"arguments": dict(self.model_extra or {})}
+
+
+Handler = Callable[[dict[str, Any], Context], Awaitable[CallToolResult]]
+
+
+def _observe_handler(resolve: SessionResolver) -> Handler:
+    async def observe(arguments: dict[str, Any], ctx: Context) -> Annotated[CallToolResult, Observation]:
+        try:
+            parsed = ObserveArguments.model_validate(arguments)
+        except ValidationError as error:
+            # observe is not a step, so there is no step to record; the call is refused.
+            return error_result(describe_validation_error(error) + ". Call observe with {} or {\"screenshot\": true}.")
+        session = resolve(ctx)
+        try:
+            observation, image = await session.observe(screenshot=parsed.screenshot)
+        except (EpisodeOverError, EpisodeNotFoundError):
+            return episode_over_result()
+        return observation_result(observation, image=image)
+
+    return observe
+
+
+def _action_handler(name: str, resolve: SessionResolver) -> Handler:
+    async def act(arguments: dict[str, Any], ctx: Context) -> Annotated[CallToolResult, Observation]:
+        session = resolve(ctx)
+        try:
+            return step_result(await session.act(name, arguments))
+        except (EpisodeOverError, EpisodeNotFoundError):
+            return episode_over_result()
+
+    return act
+
+
+def _ask_oracle_handler(resolve: SessionResolver) -> Handler:
+    async def ask_oracle(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+        session = resolve(ctx)
+        try:
+            try:
+                parse_action("ask_oracle", arguments)
+            except ValidationError:
+                # Malformed: let the engine parse it again so the invalid step is recorded.
+                result = await session.act("ask_oracle", arguments)
+                return error_result(result.error or "Invalid arguments for ask_oracle.")
+            answer = await session.ask_oracle(arguments["question"])
+        except (EpisodeOverError, EpisodeNotFoundError):
+            return episode_over_result()
+        return CallToolResult(content=[TextContent(type="text", text=str(answer))])
+
+    return ask_oracle
+
+
+def _tool(name: str, handler: Handler, schema: dict[str, Any]) -> Tool:
+    """Register `handler` under `name`, advertising `schema` while taking arguments as they come."""
+    tool = Tool.from_function(
+        handler,
+        name=name,
+        title=TOOL_TEXTS[name].title,
+        description=TOOL_TEXTS[name].description,
+        annotations=annotations_for(name),
+    )
+    tool.fn_metadata.arg_model = RawArguments
+    tool.parameters = schema
+    return tool
+
+
+def build_tools(resolve: SessionResolver) -> list[Tool]:
+    models = action_models()
+    tools = [_tool("observe", _observe_handler(resolve), input_schema(ObserveArguments))]
+    for name in ACTION_NAMES:
+        handler = _ask_oracle_handler(resolve) if name == "ask_oracle" else _action_handler(name, resolve)
+        tools.append(_tool(name, handler, input_schema(models[name])))
+    missing = {tool.name for tool in tools} ^ set(TOOL_TEXTS)
+    if missing:
+        raise RuntimeError(f"tools without a description, or descriptions without a tool: {sorted(missing)}")
+    return tools
+
+
+def build_server(resolve: SessionResolver) -> MCPServer:
+    """An MCP server whose tools act on the session `resolve` returns for each call."""
+    return MCPServer(
+        SERVER_NAME,
+        title="safebrowse",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        tools=build_tools(resolve),
+        log_level="WARNING",
+    )
