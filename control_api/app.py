@@ -1,0 +1,54 @@
+"""Assemble the control API: the route table, its error handlers and middleware.
+
+Order of the middleware, outermost first: response counting (metrics), the bearer
+token check, then the body size cap, so nothing reads a body from a caller without
+the token, and every answer, including a 401, is counted.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from control_api.auth import BearerAuth
+from control_api.body import MAX_BODY_BYTES, BodySizeLimit
+from control_api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from control_api.metrics import CountResponses
+from control_api.openapi import build_openapi
+from control_api.routes import OPERATIONS
+from control_api.state import ControlState
+from engine.manager import EpisodeManager
+from safebrowse import __version__
+
+
+def build_app(manager: EpisodeManager, control_token: str, mcp_url: str) -> Starlette:
+    """The trainer door for `manager`. Serve it on a private listener only."""
+    state = ControlState(manager=manager, mcp_url=mcp_url)
+    manager.on_step.append(state.metrics.on_step)
+    routes = [
+        Route(operation.path, operation.endpoint, methods=[operation.method], name=operation.operation_id)
+        for operation in OPERATIONS
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(CountResponses, metrics=state.metrics),
+            Middleware(BearerAuth, token=control_token),
+            Middleware(BodySizeLimit, limit=MAX_BODY_BYTES),
+        ],
+        exception_handlers={
+            ApiError: handle_api_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+    )
+    app.state.control = state
+    app.state.openapi_json = json.dumps(build_openapi(OPERATIONS, __version__)).encode("utf-8")
+    return app
+
+
+__all__ = ["build_app"]

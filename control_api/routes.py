@@ -1,0 +1,300 @@
+"""Every endpoint of the control API, and the table that mounts and documents them.
+
+Handlers validate input with the models in `control_api.schemas`, call the
+`EpisodeManager`, and score trajectories with `engine.reward` using the weights the
+trainer chose for the episode. Errors are raised as `ApiError` and rendered by
+`control_api.errors`.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from control_api.body import parse_body, parse_query
+from control_api.errors import ApiError, validation_failed
+from control_api.metrics import CONTENT_TYPE
+from control_api.openapi import Operation
+from control_api.schemas import (
+    CreatedEpisodeResponse,
+    CreateEpisodeRequest,
+    EndEpisodeRequest,
+    EpisodeConstraints,
+    EpisodeList,
+    EpisodeListQuery,
+    EpisodeStateResponse,
+    EpisodeSummary,
+    HealthResponse,
+    TaskInfo,
+    TaskList,
+    TrajectoryQuery,
+    TrajectoryResponse,
+    TrajectoryStep,
+)
+from control_api.state import DEFAULT_WEIGHTS, ControlState, control_state
+from engine.manager import EpisodeNotFoundError, EpisodeOverError, EpisodeSetupError, TooManyEpisodesError
+from engine.records import EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason, StepRecord
+from engine.reward import RewardBreakdown, cumulative_reward, score_trajectory
+from safebrowse import __version__
+from tasks.registry import UnknownTaskError
+
+RETRY_AFTER_SECONDS = "5"
+
+
+def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json", headers=headers)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _state_of(control: ControlState, episode_id: str) -> EpisodeState:
+    try:
+        return control.manager.state(episode_id)
+    except EpisodeNotFoundError:
+        raise ApiError(404, "episode_not_found", f"no episode {episode_id!r}") from None
+
+
+def _scored(control: ControlState, state: EpisodeState) -> tuple[list[StepRecord], list[RewardBreakdown]]:
+    records = control.manager.trajectory(state.episode_id)
+    breakdowns = score_trajectory(records, control.weights_for(state.episode_id), state.max_steps)
+    return records, breakdowns
+
+
+def _constraints(state: EpisodeState) -> EpisodeConstraints:
+    limits = state.limits
+    return EpisodeConstraints(
+        max_steps=limits.max_steps,
+        steps_left=max(0, limits.max_steps - state.step_index),
+        oracle_budget=limits.oracle_budget,
+        oracle_calls=state.oracle_calls,
+        end_on_oracle_budget=limits.end_on_oracle_budget,
+        invalid_actions=state.invalid_actions,
+        max_invalid_actions=limits.max_invalid_actions,
+        end_on_invalid_action=limits.end_on_invalid_action,
+        end_on_action_error=limits.end_on_action_error,
+        repeated_actions=state.repeated_actions,
+        max_repeated_actions=limits.max_repeated_actions,
+        low_progress_window=limits.low_progress_window,
+        difficulty=state.difficulty,
+        curriculum_variant_id=state.curriculum_variant_id,
+    )
+
+
+def _state_response(control: ControlState, state: EpisodeState) -> EpisodeStateResponse:
+    _records, breakdowns = _scored(control, state)
+    return EpisodeStateResponse(
+        episode_id=state.episode_id,
+        task_id=state.task_id,
+        seed=state.seed,
+        status=state.status,
+        goal=state.goal,
+        step_index=state.step_index,
+        max_steps=state.max_steps,
+        done=state.done,
+        success=state.success,
+        failure_reason=state.failure_reason,
+        constraints=_constraints(state),
+        reward_weights=control.weights_for(state.episode_id),
+        last_reward=breakdowns[-1] if breakdowns else None,
+        cumulative_reward=cumulative_reward(breakdowns),
+        created_at=state.created_at,
+        last_activity_at=state.last_activity_at,
+        setup_ms=state.setup_ms,
+    )
+
+
+async def _screenshot(control: ControlState, state: EpisodeState) -> tuple[str | None, str | None]:
+    """A base64 PNG of the running episode's page, or why there is none."""
+    if state.status is not EpisodeStatus.RUNNING:
+        return None, f"the episode is {state.status.value}; only a running episode has a page to show"
+    try:
+        _observation, image = await control.manager.bind_agent(state.episode_id).observe(screenshot=True)
+    except (EpisodeOverError, EpisodeNotFoundError):
+        return None, "the episode ended before the screenshot was taken"
+    if image is None:
+        return None, "the browser failed while taking the screenshot"
+    return base64.b64encode(image).decode("ascii"), None
+
+
+# -- endpoints -----------------------------------------------------------------------------
+
+
+async def health(request: Request) -> Response:
+    """Liveness probe; the only route that needs no token."""
+    return json_response(HealthResponse(version=__version__))
+
+
+async def openapi_document(request: Request) -> Response:
+    return Response(request.app.state.openapi_json, media_type="application/json")
+
+
+async def list_tasks(request: Request) -> Response:
+    registry = control_state(request).manager.registry
+    tasks = [
+        TaskInfo(id=spec.id, family=spec.family, description=spec.description, difficulties=list(spec.difficulties))
+        for spec in registry
+    ]
+    return json_response(TaskList(tasks=tasks))
+
+
+async def create_episode(request: Request) -> Response:
+    """Reset: a new episode in its own browser context, with a fresh agent token."""
+    control = control_state(request)
+    body = await parse_body(request, CreateEpisodeRequest)
+    manager = control.manager
+    try:
+        limits = EpisodeLimits(**{"max_steps": manager.config.default_max_steps, **body.limit_values()})
+    except ValidationError as error:
+        raise validation_failed(error, "body") from None
+    try:
+        created = await manager.create(body.task_id, seed=body.seed, limits=limits, difficulty=body.difficulty)
+    except UnknownTaskError as error:
+        control.metrics.create_errors["unknown_task"] += 1
+        raise ApiError(404, "unknown_task", str(error), suggestions=error.suggestions) from None
+    except TooManyEpisodesError as error:
+        control.metrics.create_errors["too_many_episodes"] += 1
+        raise ApiError(429, "too_many_episodes", str(error), headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
+    except EpisodeSetupError as error:
+        control.metrics.create_errors["setup_failed"] += 1
+        raise ApiError(502, "episode_setup_failed", str(error)) from None
+    except ValueError as error:
+        control.metrics.create_errors["invalid_difficulty"] += 1
+        raise ApiError(422, "invalid_difficulty", str(error)) from None
+    weights = body.reward_weights or DEFAULT_WEIGHTS
+    control.remember_weights(created.episode_id, weights)
+    control.metrics.episodes_created += 1
+    response = CreatedEpisodeResponse(
+        episode_id=created.episode_id,
+        agent_token=created.agent_token,
+        mcp_url=control.mcp_url,
+        task_id=created.task_id,
+        goal=created.goal,
+        seed=manager.state(created.episode_id).seed,
+        limits=limits,
+        reward_weights=weights,
+    )
+    return json_response(response, 201, headers={"Location": f"/v1/episodes/{created.episode_id}"})
+
+
+async def list_episodes(request: Request) -> Response:
+    control = control_state(request)
+    query = parse_query(request, EpisodeListQuery)
+    summaries = [
+        EpisodeSummary(
+            episode_id=state.episode_id, task_id=state.task_id, status=state.status,
+            step_index=state.step_index, done=state.done, success=state.success,
+            failure_reason=state.failure_reason, created_at=state.created_at,
+        )
+        for state in (episode.state() for episode in control.manager.episodes())
+        if query.status is None or state.status is query.status
+    ]
+    return json_response(EpisodeList(episodes=summaries))
+
+
+async def get_episode(request: Request) -> Response:
+    control = control_state(request)
+    return json_response(_state_response(control, _state_of(control, request.path_params["episode_id"])))
+
+
+async def get_trajectory(request: Request) -> Response:
+    control = control_state(request)
+    state = _state_of(control, request.path_params["episode_id"])
+    query = parse_query(request, TrajectoryQuery)
+    screenshot, screenshot_error = (await _screenshot(control, state)) if query.screenshots else (None, None)
+    if query.screenshots:
+        state = _state_of(control, state.episode_id)
+    records, breakdowns = _scored(control, state)
+    response = TrajectoryResponse(
+        episode_id=state.episode_id,
+        task_id=state.task_id,
+        status=state.status,
+        done=state.done,
+        success=state.success,
+        failure_reason=state.failure_reason,
+        max_steps=state.max_steps,
+        reward_weights=control.weights_for(state.episode_id),
+        steps=[
+            TrajectoryStep(**record.model_dump(), reward=breakdown)
+            for record, breakdown in zip(records, breakdowns)
+        ],
+        cumulative_reward=cumulative_reward(breakdowns),
+        screenshot_png_base64=screenshot,
+        screenshot_error=screenshot_error,
+    )
+    return json_response(response)
+
+
+async def end_episode(request: Request) -> Response:
+    """The trainer's step cap: end a running episode now (reason client_step_cap)."""
+    control = control_state(request)
+    episode_id = request.path_params["episode_id"]
+    was_running = _state_of(control, episode_id).status is EpisodeStatus.RUNNING
+    body = await parse_body(request, EndEpisodeRequest, optional=True)
+    state = await control.manager.end(episode_id, FailureReason(body.reason))
+    if was_running and state.failure_reason is FailureReason.CLIENT_STEP_CAP:
+        control.metrics.episode_ended(state.failure_reason.value)
+    return json_response(_state_response(control, state))
+
+
+async def close_episode(request: Request) -> Response:
+    """Close the episode and free its browser context; its record stays readable."""
+    control = control_state(request)
+    episode_id = request.path_params["episode_id"]
+    _state_of(control, episode_id)
+    try:
+        state = await control.manager.close(episode_id)
+    except EpisodeNotFoundError:
+        raise ApiError(404, "episode_not_found", f"no episode {episode_id!r}") from None
+    return json_response(_state_response(control, state))
+
+
+async def metrics(request: Request) -> Response:
+    control = control_state(request)
+    return Response(control.metrics.render(control.manager), media_type=CONTENT_TYPE)
+
+
+# -- the table -----------------------------------------------------------------------------
+
+EPISODE = "/v1/episodes/{episode_id}"
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/v1/health", health, "health", "Liveness probe (no token needed)",
+              {200: ("The server is up.", HealthResponse)}, public=True, tags=("meta",)),
+    Operation("GET", "/v1/openapi.json", openapi_document, "openapi", "This OpenAPI document",
+              {200: ("The OpenAPI 3.1 document.", None)}, media_type="application/json", tags=("meta",)),
+    Operation("GET", "/v1/tasks", list_tasks, "list_tasks", "List the tasks episodes can be created from",
+              {200: ("Every registered task.", TaskList)}, tags=("tasks",)),
+    Operation("POST", "/v1/episodes", create_episode, "create_episode", "Create (reset) an episode",
+              {201: ("The episode is ready; hand agent_token and mcp_url to the agent.", CreatedEpisodeResponse),
+               404: ("Unknown task id; `suggestions` lists close ids.", None),
+               429: ("Too many open episodes; close one first (see Retry-After).", None),
+               502: ("The task's setup failed in the browser; nothing was left open.", None)},
+              description="Limits left unset take the server defaults. reward_weights are kept with the "
+                          "episode and used for every reward this API reports for it.",
+              request_model=CreateEpisodeRequest, tags=("episodes",)),
+    Operation("GET", "/v1/episodes", list_episodes, "list_episodes", "List episodes the server remembers",
+              {200: ("Episodes, oldest first.", EpisodeList)}, query_model=EpisodeListQuery, tags=("episodes",)),
+    Operation("GET", EPISODE, get_episode, "get_episode", "An episode's state, budgets and rewards",
+              {200: ("The episode's state.", EpisodeStateResponse)}, tags=("episodes",)),
+    Operation("GET", EPISODE + "/trajectory", get_trajectory, "get_trajectory",
+              "Every step with its reward breakdown",
+              {200: ("The steps so far, in order.", TrajectoryResponse)},
+              query_model=TrajectoryQuery, tags=("episodes",)),
+    Operation("POST", EPISODE + "/end", end_episode, "end_episode",
+              "End a running episode now (client_step_cap)",
+              {200: ("The episode's state; an episode that had already ended keeps its reason.",
+                     EpisodeStateResponse)},
+              request_model=EndEpisodeRequest, body_required=False, tags=("episodes",)),
+    Operation("DELETE", EPISODE, close_episode, "close_episode", "Close an episode and free its browser context",
+              {200: ("The closed episode's final state; its record stays readable.", EpisodeStateResponse)},
+              tags=("episodes",)),
+    Operation("GET", "/metrics", metrics, "metrics", "Prometheus metrics",
+              {200: ("Metrics in the Prometheus text format 0.0.4.", None)},
+              media_type=CONTENT_TYPE, tags=("meta",)),
+)
+
+__all__ = ["OPERATIONS"]

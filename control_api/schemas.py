@@ -1,0 +1,215 @@
+"""Request and response bodies of the control API.
+
+These pydantic models are the single source of the wire format: handlers validate
+and serialise with them, and `control_api.openapi` builds `/v1/openapi.json` from
+them, so the published schema cannot drift from what the server does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.records import EpisodeLimits, EpisodeStatus, FailureReason, StepRecord
+from engine.reward import RewardBreakdown, RewardWeights
+
+# The largest seed the engine accepts (engine.manager.MAX_SEED); repeated here so that
+# clients can import these models without loading the browser engine.
+MAX_SEED = 2**31 - 1
+
+# Fields of a create request that become the episode's EpisodeLimits.
+LIMIT_FIELDS: tuple[str, ...] = tuple(EpisodeLimits.model_fields)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors --------------------------------------------------------------------------
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where the problem is, e.g. ['body', 'max_steps'].")
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API returns, whatever its status."""
+
+    error: str = Field(description="A stable machine-readable code, e.g. 'unknown_task'.")
+    detail: str = Field(description="What went wrong, for a human.")
+    errors: list[FieldError] | None = Field(default=None, description="Validation problems (422 only).")
+    suggestions: list[str] | None = Field(default=None, description="Close task ids (unknown_task only).")
+
+
+# -- health and tasks ----------------------------------------------------------------
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+
+
+class TaskInfo(BaseModel):
+    id: str
+    family: str
+    description: str
+    difficulties: list[str]
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskInfo]
+
+
+# -- episodes ------------------------------------------------------------------------
+
+
+class CreateEpisodeRequest(_Strict):
+    """Reset: start a new episode of a task. Unset limits take the server's defaults."""
+
+    task_id: str = Field(min_length=1, max_length=200, description="A task id from GET /v1/tasks.")
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Random when unset.")
+    difficulty: str | None = Field(default=None, min_length=1, max_length=100,
+                                   description="One of the task's difficulties, when it has any.")
+    max_steps: int | None = Field(default=None, ge=1, le=10_000)
+    max_invalid_actions: int | None = Field(default=None, ge=1, le=10_000)
+    max_repeated_actions: int | None = Field(default=None, ge=2, le=10_000)
+    oracle_budget: int | None = Field(default=None, ge=0, le=1_000)
+    end_on_oracle_budget: bool | None = None
+    low_progress_window: int | None = Field(default=None, ge=2, le=10_000)
+    end_on_invalid_action: bool | None = None
+    end_on_action_error: bool | None = None
+    reward_weights: RewardWeights | None = Field(
+        default=None, description="Weights of the reward rubric for this episode; unset fields keep their defaults."
+    )
+
+    def limit_values(self) -> dict[str, Any]:
+        """The EpisodeLimits fields this request sets."""
+        return {name: getattr(self, name) for name in LIMIT_FIELDS if getattr(self, name) is not None}
+
+
+class CreatedEpisodeResponse(BaseModel):
+    episode_id: str
+    agent_token: str = Field(description="Bearer token for the agent's MCP connection; shown only here.")
+    mcp_url: str = Field(description="Where the agent connects (streamable HTTP).")
+    task_id: str
+    goal: str
+    seed: int
+    limits: EpisodeLimits
+    reward_weights: RewardWeights
+
+
+class EpisodeSummary(BaseModel):
+    episode_id: str
+    task_id: str
+    status: EpisodeStatus
+    step_index: int
+    done: bool
+    success: bool
+    failure_reason: FailureReason
+    created_at: float
+
+
+class EpisodeList(BaseModel):
+    episodes: list[EpisodeSummary]
+
+
+class EpisodeListQuery(_Strict):
+    status: EpisodeStatus | None = Field(default=None, description="Only episodes with this status.")
+
+
+class EpisodeConstraints(BaseModel):
+    """The budgets an episode runs under and how much of each is used."""
+
+    max_steps: int
+    steps_left: int
+    oracle_budget: int
+    oracle_calls: int
+    end_on_oracle_budget: bool
+    invalid_actions: int
+    max_invalid_actions: int
+    end_on_invalid_action: bool
+    end_on_action_error: bool
+    repeated_actions: int = Field(description="Consecutive repeats of the latest action.")
+    max_repeated_actions: int
+    low_progress_window: int | None
+    difficulty: str | None
+    curriculum_variant_id: str | None
+
+
+class EpisodeStateResponse(BaseModel):
+    episode_id: str
+    task_id: str
+    seed: int
+    status: EpisodeStatus
+    goal: str
+    step_index: int
+    max_steps: int
+    done: bool
+    success: bool
+    failure_reason: FailureReason
+    constraints: EpisodeConstraints
+    reward_weights: RewardWeights
+    last_reward: RewardBreakdown | None = Field(description="The latest step's breakdown; null before any step.")
+    cumulative_reward: float = Field(description="Sum of every step's total so far.")
+    created_at: float
+    last_activity_at: float
+    setup_ms: float
+
+
+class TrajectoryQuery(_Strict):
+    screenshots: bool = Field(
+        default=False,
+        description="Add a PNG screenshot (base64) of the episode's current page. Only a running "
+                    "episode has a page to show; otherwise `screenshot_error` says why there is none.",
+    )
+
+
+class TrajectoryStep(StepRecord):
+    """One step as recorded, with its reward breakdown."""
+
+    reward: RewardBreakdown
+
+
+class TrajectoryResponse(BaseModel):
+    episode_id: str
+    task_id: str
+    status: EpisodeStatus
+    done: bool
+    success: bool
+    failure_reason: FailureReason
+    max_steps: int
+    reward_weights: RewardWeights
+    steps: list[TrajectoryStep]
+    cumulative_reward: float
+    screenshot_png_base64: str | None = None
+    screenshot_error: str | None = None
+
+
+class EndEpisodeRequest(_Strict):
+    reason: Literal["client_step_cap"] = Field(
+        default="client_step_cap", description="Why the trainer ends the episode; only client_step_cap."
+    )
+
+
+__all__ = [
+    "CreateEpisodeRequest",
+    "CreatedEpisodeResponse",
+    "EndEpisodeRequest",
+    "EpisodeConstraints",
+    "EpisodeList",
+    "EpisodeListQuery",
+    "EpisodeStateResponse",
+    "EpisodeSummary",
+    "ErrorResponse",
+    "FieldError",
+    "HealthResponse",
+    "LIMIT_FIELDS",
+    "TaskInfo",
+    "TaskList",
+    "TrajectoryQuery",
+    "TrajectoryResponse",
+    "TrajectoryStep",
+]
