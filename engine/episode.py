@@ -18,6 +18,7 @@ from browsergym.core.task import AbstractBrowserTask
 from pydantic import ValidationError
 
 from engine.actions import (
+    BID_ATTRIBUTE,
     Action,
     ActionError,
     AskOracle,
@@ -212,7 +213,8 @@ class Episode:
             try:
                 self._run(action)
             except ActionError as action_error:
-                error, error_kind = str(action_error), "invalid"
+                error = str(action_error)
+                error_kind = "page" if self._targets_exist(action) else "invalid"
             except pw.Error as browser_error:
                 if self._browser_gone():
                     self._fault(browser_error)
@@ -425,6 +427,19 @@ class Episode:
         )
         self.records.append(record)
         return record
+
+    def _targets_exist(self, action: Action) -> bool:
+        """Whether the action names elements and all are on the page: then the page refused it
+        (disabled, hidden, covered, not editable...), rather than the agent naming a wrong id."""
+        ids = [getattr(action, name, None) for name in ("id", "from_id", "to_id")]
+        ids = [element_id for element_id in ids if element_id is not None]
+        if not ids:
+            return False
+        try:
+            page = self._active_page()
+            return all(page.locator(f'[{BID_ATTRIBUTE}="{element_id}"]').count() > 0 for element_id in ids)
+        except pw.Error:
+            return False
 
     def _browser_gone(self) -> bool:
         try:

@@ -62,8 +62,9 @@ class EpisodeLimits(BaseModel):
 
 
 ErrorKind = Literal["invalid", "page", "browser", "oracle_budget"]
-"""Why a step failed: `invalid` arguments or a target that does not exist; the `page`
-refused a well-formed action (Playwright error); the `browser` died; the oracle budget was used up."""
+"""Why a step failed: `invalid` arguments, or an element or tab that does not exist; the `page`
+refused a well-formed action on an element it has (disabled, hidden, covered, not editable, a
+Playwright error); the `browser` died; the oracle budget was used up."""
 
 
 class BlockedRequest(BaseModel):
