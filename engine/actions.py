@@ -230,11 +230,16 @@ def execute(page: pw.Page, action: Action, timeout_ms: int) -> None:
             page.mouse.move(*point_of(page, element_id))
             page.mouse.wheel(dx, dy)
         case DragAndDrop(from_id=from_id, to_id=to_id):
-            page.mouse.move(*point_of(page, from_id))
+            start_x, start_y = point_of(page, from_id)
+            page.mouse.move(start_x, start_y)
             page.mouse.down()
             try:
-                x, y = point_of(page, to_id)
-                page.mouse.move(x, y, steps=5)
+                target = _find_point(page, to_id)
+                # Like a hand, carry the item a little past the target's centre in the
+                # direction of travel: sortable lists swap only past the midpoint.
+                x = target["x"] + _overshoot(target["x"] - start_x, target["width"])
+                y = target["y"] + _overshoot(target["y"] - start_y, target["height"])
+                page.mouse.move(x, y, steps=8)
             finally:
                 page.mouse.up()
         case Focus(id=element_id):
@@ -289,13 +294,18 @@ _POINT_SCRIPT = """
         const by = hit.getAttribute(attr);
         return {problem: "is covered by another element" + (by ? ` ([${by}])` : "")};
     }
-    return {x: x, y: y};
+    return {x: x, y: y, width: rect.width, height: rect.height};
 }
 """
 
 
 def point_of(page: pw.Page, element_id: str) -> tuple[float, float]:
     """The viewport point to press for this element, after checking it can take a click."""
+    found = _find_point(page, element_id)
+    return float(found["x"]), float(found["y"])
+
+
+def _find_point(page: pw.Page, element_id: str) -> dict[str, float]:
     if not re.match(ELEMENT_ID_PATTERN, element_id):
         raise ActionError(f"'{element_id}' is not an element id")
     found = page.evaluate(_POINT_SCRIPT, [BID_ATTRIBUTE, element_id])
@@ -306,7 +316,13 @@ def point_of(page: pw.Page, element_id: str) -> tuple[float, float]:
         )
     if found.get("problem"):
         raise ActionError(f"Element [{element_id}] {found['problem']}; pick another element or scroll first.")
-    return float(found["x"]), float(found["y"])
+    return found
+
+
+def _overshoot(distance: float, size: float) -> float:
+    if abs(distance) < 1:
+        return 0.0
+    return (size / 4) * (1 if distance > 0 else -1)
 
 
 def _require_editable(target: pw.Locator, element_id: str) -> None:
