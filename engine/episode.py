@@ -487,7 +487,17 @@ class Episode:
         cdp = self._cdp.get(page)
         if cdp is None:
             cdp = self._cdp[page] = self._context.new_cdp_session(page)  # type: ignore[union-attr]
-        snapshot = snapshot_page(page, cdp, self.config.max_elements, self.spec.secret_selector)
+        for attempt in range(4):
+            try:
+                snapshot = snapshot_page(page, cdp, self.config.max_elements, self.spec.secret_selector)
+                break
+            except pw.Error as read_error:
+                # A mouse click on a link returns before the navigation it starts:
+                # the old document can vanish mid-read. Let the new one load, read again.
+                if "context was destroyed" not in str(read_error) or attempt == 3:
+                    raise
+                page.wait_for_timeout(50 * (attempt + 1))
+                page.wait_for_load_state("domcontentloaded", timeout=self.config.action_timeout_ms)
         return self._wrap(snapshot, error)
 
     def _wrap(self, snapshot: PageSnapshot, error: str | None) -> Observation:
