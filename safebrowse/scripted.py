@@ -184,9 +184,9 @@ POLICIES: dict[str, Policy] = {
 
 def wrong_click(observation: Observation) -> Action | None:
     """A policy that clicks a button the goal did not ask for (for failure tests)."""
-    quoted = set(_quoted(observation["goal"]))
+    goal = observation["goal"]
     for element in _elements(observation):
-        if element["role"] == "button" and element["text"] not in quoted:
+        if element["role"] == "button" and element["text"] and element["text"] not in goal:
             return ("click", {"id": element["id"]})
     return None
 
