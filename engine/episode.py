@@ -124,6 +124,7 @@ class Episode:
         self._guard = EgressGuard([asset_origin, *spec.extra_origins], self._on_blocked)
         self._blocked: list[BlockedRequest] = []
         self._new_pages: list[pw.Page] = []
+        self._pages_sent_away: set[pw.Page] = set()
         self._last_signature: tuple[str, str] | None = None
         self._last_progress: float | None = None
         self._steps_since_progress = 0
@@ -457,14 +458,25 @@ class Episode:
     def _settle(self) -> None:
         """Wait for navigations the action started, then keep every tab on allowed origins."""
         assert self._context is not None
+        try:
+            # One round trip through the renderer: by the time it returns, a navigation
+            # or popup the action started has reached the egress guard.
+            self._active_page().evaluate("0")
+        except pw.Error:
+            pass  # the document was replaced mid-call: a navigation, waited for below
         for page in list(self._new_pages):
             self._new_pages.remove(page)
-            if not page.is_closed():
-                try:
-                    page.wait_for_load_state("domcontentloaded", timeout=self.config.action_timeout_ms)
-                except pw.Error:
-                    pass
-                self._page = page  # a new tab takes the focus, as in a browser
+            if page.is_closed():
+                continue
+            try:
+                page.wait_for_load_state("domcontentloaded", timeout=self.config.action_timeout_ms)
+            except pw.Error:
+                pass
+            if page in self._pages_sent_away and page.url == "about:blank" and len(self._context.pages) > 1:
+                page.close()  # a popup whose only purpose was to leave
+                continue
+            self._page = page  # a new tab takes the focus, as in a browser
+        self._pages_sent_away.clear()
         page = self._active_page()
         try:
             page.wait_for_load_state("domcontentloaded", timeout=self.config.action_timeout_ms)
@@ -487,17 +499,20 @@ class Episode:
         cdp = self._cdp.get(page)
         if cdp is None:
             cdp = self._cdp[page] = self._context.new_cdp_session(page)  # type: ignore[union-attr]
-        for attempt in range(4):
+        snapshot: PageSnapshot | None = None
+        for attempt in range(6):
+            # A mouse click on a link returns before the navigation it starts: the
+            # old document can vanish mid-read, or the new one still be parsing.
             try:
-                snapshot = snapshot_page(page, cdp, self.config.max_elements, self.spec.secret_selector)
-                break
+                if page.evaluate("document.readyState") != "loading":
+                    snapshot = snapshot_page(page, cdp, self.config.max_elements, self.spec.secret_selector)
+                    break
             except pw.Error as read_error:
-                # A mouse click on a link returns before the navigation it starts:
-                # the old document can vanish mid-read. Let the new one load, read again.
-                if "context was destroyed" not in str(read_error) or attempt == 3:
+                if "context was destroyed" not in str(read_error):
                     raise
-                page.wait_for_timeout(50 * (attempt + 1))
-                page.wait_for_load_state("domcontentloaded", timeout=self.config.action_timeout_ms)
+            page.wait_for_timeout(25 * (attempt + 1))
+        if snapshot is None:
+            snapshot = snapshot_page(page, cdp, self.config.max_elements, self.spec.secret_selector)
         return self._wrap(snapshot, error)
 
     def _wrap(self, snapshot: PageSnapshot, error: str | None) -> Observation:
@@ -540,8 +555,10 @@ class Episode:
     def _on_new_page(self, page: pw.Page) -> None:
         self._new_pages.append(page)
 
-    def _on_blocked(self, url: str, kind: str) -> None:
+    def _on_blocked(self, url: str, kind: str, page: pw.Page | None = None) -> None:
         self._blocked.append(BlockedRequest(url=url[:500], kind=kind, step_index=self.step_index + 1))
+        if page is not None and kind == "navigation":
+            self._pages_sent_away.add(page)
 
     def _take_blocked(self) -> list[BlockedRequest]:
         taken, self._blocked = self._blocked, []
