@@ -24,6 +24,13 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}:"
 
 
+def _page_of(request: pw.Request) -> pw.Page | None:
+    try:
+        return request.frame.page
+    except pw.Error:
+        return None
+
+
 def _url_prefix(origin: str) -> str:
     """How URLs of an origin begin once Chromium has serialised them."""
     scheme, rest = origin.split("://", 1)
@@ -35,7 +42,7 @@ def _url_prefix(origin: str) -> str:
 class EgressGuard:
     """Allows requests to a fixed set of origins and records the rest."""
 
-    def __init__(self, allowed_origins: list[str], on_blocked: Callable[[str, str], None]) -> None:
+    def __init__(self, allowed_origins: list[str], on_blocked: Callable[[str, str, pw.Page | None], None]) -> None:
         self.allowed = frozenset(origin_of(origin) for origin in allowed_origins)
         self._on_blocked = on_blocked
 
@@ -51,6 +58,8 @@ class EgressGuard:
         # in the Playwright driver, so allowed requests never wait on Python.
         context.route(self.outside_pattern(), self._route)
         context.on("page", self._watch_page)
+        for page in context.pages:  # a warm context already has its first page
+            self._watch_page(page)
 
     def outside_pattern(self) -> re.Pattern[str]:
         """A regex (valid in Python and JavaScript) matching URLs off the allowed origins."""
@@ -62,15 +71,21 @@ class EgressGuard:
         if self.allows(request.url):
             route.continue_()
             return
-        kind = "navigation" if request.is_navigation_request() else "request"
-        self._on_blocked(request.url, kind)
+        if request.is_navigation_request():
+            # A 204 answer to a navigation leaves the page where it was, instead of
+            # committing an error page the agent would then be stuck on.
+            page = _page_of(request)
+            self._on_blocked(request.url, "navigation", page)
+            route.fulfill(status=204, body="")
+            return
+        self._on_blocked(request.url, "request", None)
         route.abort("blockedbyclient")
 
     def _watch_page(self, page: pw.Page) -> None:
         page.on("download", lambda download: self._cancel_download(download))
 
     def _cancel_download(self, download: pw.Download) -> None:
-        self._on_blocked(download.url, "download")
+        self._on_blocked(download.url, "download", None)
         try:
             download.cancel()
         except pw.Error:

@@ -125,6 +125,7 @@ class Episode:
         self._blocked: list[BlockedRequest] = []
         self._new_pages: list[pw.Page] = []
         self._pages_sent_away: set[pw.Page] = set()
+        self._next_bid = 0
         self._last_signature: tuple[str, str] | None = None
         self._last_progress: float | None = None
         self._steps_since_progress = 0
@@ -192,6 +193,9 @@ class Episode:
         except pw.Error as error:
             self._fault(error)
             return self._closed_observation(), None
+        if self.records:
+            # Requests that surfaced only now belong to the last action, which started them.
+            self.records[-1].blocked.extend(self._take_blocked())
         return observation, image
 
     def step(self, tool: str, arguments: dict[str, Any]) -> tuple[Observation, StepRecord]:
@@ -270,6 +274,7 @@ class Episode:
             self._fault(browser_error)
             observation = self._closed_observation()
         record.observation_ms = (time.perf_counter() - observed) * 1000
+        record.blocked.extend(self._take_blocked())
         return observation, record
 
     def ask_oracle(self, question: str) -> tuple[str, StepRecord]:
@@ -470,6 +475,7 @@ class Episode:
                 continue
             try:
                 page.wait_for_load_state("domcontentloaded", timeout=self.config.action_timeout_ms)
+                page.evaluate("0")  # lets the popup's first navigation reach the guard
             except pw.Error:
                 pass
             if page in self._pages_sent_away and page.url == "about:blank" and len(self._context.pages) > 1:
@@ -505,14 +511,17 @@ class Episode:
             # old document can vanish mid-read, or the new one still be parsing.
             try:
                 if page.evaluate("document.readyState") != "loading":
-                    snapshot = snapshot_page(page, cdp, self.config.max_elements, self.spec.secret_selector)
+                    snapshot = snapshot_page(
+                        page, cdp, self.config.max_elements, self.spec.secret_selector, self._next_bid
+                    )
                     break
             except pw.Error as read_error:
                 if "context was destroyed" not in str(read_error):
                     raise
             page.wait_for_timeout(25 * (attempt + 1))
         if snapshot is None:
-            snapshot = snapshot_page(page, cdp, self.config.max_elements, self.spec.secret_selector)
+            snapshot = snapshot_page(page, cdp, self.config.max_elements, self.spec.secret_selector, self._next_bid)
+        self._next_bid = max(self._next_bid, snapshot.next_bid)
         return self._wrap(snapshot, error)
 
     def _wrap(self, snapshot: PageSnapshot, error: str | None) -> Observation:

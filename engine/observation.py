@@ -39,6 +39,7 @@ class PageSnapshot:
     focused_id: str | None
     axtree: str
     truncated: bool
+    next_bid: int
     secret_ids: set[str] = field(default_factory=set)
 
 
@@ -47,10 +48,15 @@ def snapshot_page(
     cdp: pw.CDPSession,
     max_elements: int,
     secret_selector: str | None,
+    first_bid: int = 0,
 ) -> PageSnapshot:
-    """Mark and describe the page, then render its accessibility tree."""
+    """Mark and describe the page, then render its accessibility tree.
+
+    `first_bid` is where a document seen for the first time starts numbering.
+    """
     marked: dict[str, Any] = page.evaluate(
-        _MARK_SCRIPT, [BID_ATTRIBUTE, max_elements, list(ATTRIBUTE_ALLOW_LIST), secret_selector or ""]
+        _MARK_SCRIPT,
+        [BID_ATTRIBUTE, max_elements, list(ATTRIBUTE_ALLOW_LIST), secret_selector or "", first_bid],
     )
     secret_ids = {raw["id"] for raw in marked["elements"] if raw.pop("secret")}
     elements = [Element.model_validate(raw) for raw in marked["elements"]]
@@ -62,6 +68,7 @@ def snapshot_page(
         focused_id=marked.get("focused"),
         axtree=axtree,
         truncated=bool(marked.get("truncated")),
+        next_bid=int(marked.get("nextBid") or first_bid),
         secret_ids=secret_ids,
     )
 
@@ -121,6 +128,8 @@ def render_axtree(cdp: pw.CDPSession, secret_ids: set[str]) -> str:
                         parts.append(prop["name"] if prop_value in (True, "true") else f"{prop['name']}={prop_value}")
             lines.append("  " * depth + " ".join(parts))
             child_depth = depth + 1
+            if bid in secret_ids:
+                return  # a secret field's inner text nodes would repeat its value
         for child_id in node.get("childIds", []):
             child = by_id.get(child_id)
             if child is not None:

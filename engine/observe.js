@@ -2,9 +2,11 @@
 // describe the rendered ones an agent may care about. Runs in the page's main
 // world, so it reads only what the page already shows; it never reads values
 // of fields marked secret (they are masked here, before leaving the page).
-([bidAttr, maxElements, attrAllow, secretSelector]) => {
+([bidAttr, maxElements, attrAllow, secretSelector, firstBid]) => {
+    // A new document continues the episode's numbering, so an id seen on an
+    // earlier page never names an element of a later one.
     if (typeof window.__safebrowse_next_bid !== "number") {
-        window.__safebrowse_next_bid = 0;
+        window.__safebrowse_next_bid = firstBid;
     }
     const INTERACTIVE_TAGS = new Set(["a", "button", "input", "select", "textarea", "option",
         "label", "summary", "details", "canvas", "svg", "img"]);
@@ -120,5 +122,6 @@
     let active = document.activeElement;
     while (active && active.shadowRoot && active.shadowRoot.activeElement) active = active.shadowRoot.activeElement;
     const focused = active && active !== document.body ? active.getAttribute(bidAttr) : null;
-    return {elements: out, focused: focused, truncated: truncated, title: document.title};
+    return {elements: out, focused: focused, truncated: truncated, title: document.title,
+            nextBid: window.__safebrowse_next_bid};
 }
