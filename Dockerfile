@@ -1,0 +1,27 @@
+# safebrowse on Debian with Debian's Chromium, run as an unprivileged user.
+FROM python:3.11-slim-bookworm
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends chromium fonts-liberation \
+ && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid 10001 safebrowse
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY engine ./engine
+COPY mcp_server ./mcp_server
+COPY control_api ./control_api
+COPY tasks ./tasks
+COPY safebrowse ./safebrowse
+RUN pip install --no-cache-dir .
+
+USER safebrowse
+ENV SAFEBROWSE_CHROMIUM=/usr/bin/chromium \
+    SAFEBROWSE_HOST=0.0.0.0 \
+    SAFEBROWSE_CONTROL_HOST=0.0.0.0
+# 8000: the MCP door (publish it). 8001: the control API (bind it to a trusted network only).
+EXPOSE 8000 8001
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8001/v1/health', timeout=4).status == 200 else 1)"
+ENTRYPOINT ["safebrowse"]
+CMD ["serve"]
