@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 
@@ -28,7 +29,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from safebrowse.server import SafebrowseServer
 
     settings = ServerSettings.from_env(
-        host=args.host, mcp_port=args.port, control_host=args.control_host,
+        config_file=args.config, host=args.host, mcp_port=args.port, control_host=args.control_host,
         control_port=args.control_port, engine=_engine_overrides(args),
     )
     server = SafebrowseServer(settings)
@@ -78,6 +79,46 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _control_client(args: argparse.Namespace):
+    from safebrowse.client import ControlClient
+    from safebrowse.settings import default_token_file
+
+    token = os.environ.get("SAFEBROWSE_CONTROL_TOKEN")
+    if not token:
+        path = os.environ.get("SAFEBROWSE_TOKEN_FILE") or str(default_token_file())
+        try:
+            token = open(path, encoding="utf-8").read().strip()
+        except OSError:
+            raise SystemExit(f"no control token: set SAFEBROWSE_CONTROL_TOKEN or start the server first ({path})")
+    return ControlClient(args.control_url, token)
+
+
+def _print_model(model: object) -> None:
+    sys.stdout.write(model.model_dump_json(indent=2) + "\n")  # type: ignore[attr-defined]
+
+
+def cmd_episode(args: argparse.Namespace) -> int:
+    from safebrowse.client import ControlAPIError
+
+    with _control_client(args) as client:
+        try:
+            if args.action == "create":
+                _print_model(client.create_episode(args.task, seed=args.seed, max_steps=args.max_steps))
+            elif args.action == "list":
+                for summary in client.episodes():
+                    sys.stdout.write(summary.model_dump_json() + "\n")
+            elif args.action == "state":
+                _print_model(client.state(args.episode_id))
+            elif args.action == "trajectory":
+                _print_model(client.trajectory(args.episode_id))
+            elif args.action == "close":
+                _print_model(client.close(args.episode_id))
+        except ControlAPIError as error:
+            sys.stderr.write(f"error: {error}\n")
+            return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safebrowse", description=__doc__)
     parser.add_argument("--version", action="version", version=f"safebrowse {__version__}")
@@ -92,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None, help="browser workers (default: CPU count)")
     serve.add_argument("--chromium", default=None, help="Chromium executable (default /usr/bin/chromium)")
     serve.add_argument("--tasks-dir", default=None, help="operator folder of custom tasks")
+    serve.add_argument("--config", default=None, help="TOML settings file (also SAFEBROWSE_CONFIG)")
     serve.set_defaults(func=cmd_serve)
 
     stdio = sub.add_parser("stdio", help="run one episode over MCP stdio (Claude Desktop)")
@@ -109,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("--json", action="store_true")
     tasks.add_argument("--tasks-dir", default=None)
     tasks.set_defaults(func=cmd_tasks)
+
+    episode = sub.add_parser("episode", help="create, inspect or close episodes through the control API")
+    episode.add_argument("--control-url", default=os.environ.get("SAFEBROWSE_CONTROL_URL", "http://127.0.0.1:8001"))
+    actions = episode.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create (reset) an episode; prints the agent token")
+    create.add_argument("task")
+    create.add_argument("--seed", type=int, default=None)
+    create.add_argument("--max-steps", type=int, default=None)
+    actions.add_parser("list", help="list episodes")
+    for name in ("state", "trajectory", "close"):
+        one = actions.add_parser(name, help=f"{name} of one episode")
+        one.add_argument("episode_id")
+    episode.set_defaults(func=cmd_episode)
     return parser
 
 

@@ -1,9 +1,20 @@
-"""Server settings: flags, then `SAFEBROWSE_*` environment variables, then defaults."""
+"""Server settings: flags, then `SAFEBROWSE_*` environment variables, then an optional
+TOML file (`--config` or `SAFEBROWSE_CONFIG`), then defaults.
+
+The TOML file mirrors the fields below; engine settings go under `[engine]`:
+
+    host = "0.0.0.0"
+    mcp_port = 8000
+    [engine]
+    workers = 4
+"""
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -26,9 +37,11 @@ class ServerSettings(BaseModel):
     engine: EngineConfig = Field(default_factory=EngineConfig)
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "ServerSettings":
+    def from_env(cls, config_file: str | Path | None = None, **overrides: object) -> "ServerSettings":
         env = os.environ
-        values: dict[str, object] = {}
+        file_values = _read_toml(config_file or env.get("SAFEBROWSE_CONFIG"))
+        file_engine = file_values.pop("engine", {})
+        values: dict[str, object] = dict(file_values)
         for key, name in (("host", "SAFEBROWSE_HOST"), ("control_host", "SAFEBROWSE_CONTROL_HOST"),
                           ("control_token", "SAFEBROWSE_CONTROL_TOKEN"),
                           ("public_mcp_url", "SAFEBROWSE_PUBLIC_MCP_URL"), ("token_file", "SAFEBROWSE_TOKEN_FILE")):
@@ -37,7 +50,7 @@ class ServerSettings(BaseModel):
         for key, name in (("mcp_port", "SAFEBROWSE_MCP_PORT"), ("control_port", "SAFEBROWSE_CONTROL_PORT")):
             if env.get(name):
                 values[key] = int(env[name])
-        engine_values: dict[str, object] = {}
+        engine_values: dict[str, object] = dict(file_engine)
         for key, name in (("workers", "SAFEBROWSE_WORKERS"), ("chromium_path", "SAFEBROWSE_CHROMIUM"),
                           ("extra_tasks_dir", "SAFEBROWSE_TASKS_DIR"),
                           ("idle_timeout_s", "SAFEBROWSE_IDLE_TIMEOUT_S"),
@@ -47,3 +60,10 @@ class ServerSettings(BaseModel):
         engine_overrides = overrides.pop("engine", None)
         engine = EngineConfig(**{**engine_values, **(engine_overrides or {})})  # type: ignore[arg-type]
         return cls(**{**values, **{k: v for k, v in overrides.items() if v is not None}, "engine": engine})
+
+
+def _read_toml(path: str | Path | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    with open(path, "rb") as handle:
+        return tomllib.load(handle)

@@ -1,0 +1,76 @@
+"""The `safebrowse` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SAFEBROWSE = [sys.executable, "-m", "safebrowse.cli"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SAFEBROWSE, *args], capture_output=True, text=True, timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_tasks_lists_every_miniwob_task_as_json() -> None:
+    result = run_cli("tasks", "--json", "--family", "miniwob")
+    assert result.returncode == 0, result.stderr
+    tasks = json.loads(result.stdout)
+    ids = {task["id"] for task in tasks}
+    assert len(ids) == 125
+    assert {"miniwob.click-test", "miniwob.enter-text", "miniwob.login-user"} <= ids
+    assert all(task["family"] == "miniwob" and task["description"] for task in tasks)
+
+
+def test_help_names_every_command() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("serve", "stdio", "tasks", "episode"):
+        assert command in result.stdout
+
+
+def test_episode_commands_drive_the_control_api(live_server) -> None:
+    env = {"SAFEBROWSE_CONTROL_TOKEN": live_server.control_token}
+    base = ["episode", "--control-url", live_server.control_url]
+    created = run_cli(*base, "create", "miniwob.click-test", "--seed", "3", "--max-steps", "5", env=env)
+    assert created.returncode == 0, created.stderr
+    body = json.loads(created.stdout)
+    assert body["task_id"] == "miniwob.click-test" and body["agent_token"]
+
+    state = run_cli(*base, "state", body["episode_id"], env=env)
+    assert state.returncode == 0, state.stderr
+    assert json.loads(state.stdout)["status"] == "running"
+
+    closed = run_cli(*base, "close", body["episode_id"], env=env)
+    assert closed.returncode == 0, closed.stderr
+    assert json.loads(closed.stdout)["status"] == "closed"
+
+    missing = run_cli(*base, "state", "ep_does_not_exist", env=env)
+    assert missing.returncode == 1
+    assert "episode" in missing.stderr
+
+
+def test_wrong_control_token_is_refused(live_server) -> None:
+    result = run_cli("episode", "--control-url", live_server.control_url, "list",
+                     env={"SAFEBROWSE_CONTROL_TOKEN": "wrong"})
+    assert result.returncode == 1
+    assert "401" in result.stderr or "unauthorized" in result.stderr.lower()
+
+
+def test_settings_read_a_toml_file_under_env_and_flags(tmp_path: Path, monkeypatch) -> None:
+    from safebrowse.settings import ServerSettings
+
+    config = tmp_path / "safebrowse.toml"
+    config.write_text('mcp_port = 9100\ncontrol_port = 9101\n[engine]\nworkers = 3\nidle_timeout_s = 60\n')
+    monkeypatch.setenv("SAFEBROWSE_CONTROL_PORT", "9201")
+    settings = ServerSettings.from_env(config_file=config, mcp_port=9300)
+    assert settings.mcp_port == 9300          # flag beats file
+    assert settings.control_port == 9201      # environment beats file
+    assert settings.engine.workers == 3       # file beats default
+    assert settings.engine.idle_timeout_s == 60
