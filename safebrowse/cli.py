@@ -14,6 +14,21 @@ from safebrowse import __version__
 from safebrowse.settings import ServerSettings
 
 
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
 def _engine_overrides(args: argparse.Namespace) -> dict[str, object]:
     overrides: dict[str, object] = {}
     if getattr(args, "workers", None):
@@ -123,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safebrowse", description=__doc__)
     parser.add_argument("--version", action="version", version=f"safebrowse {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-format", default=os.environ.get("SAFEBROWSE_LOG_FORMAT", "text"),
+                        choices=["text", "json"], help="json: one JSON object per line, for log collectors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the MCP door and the control API")
@@ -170,8 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Logs go to stderr: stdout belongs to the MCP stdio transport.
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if args.log_format == "json"
+                         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
     return args.func(args)
 
 
