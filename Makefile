@@ -22,3 +22,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 clean:
 	rm -rf $(VENV)
+
+.PHONY: bench
+bench: setup
+	$(VENV)/bin/python -m bench.compare

@@ -1,0 +1,17 @@
+"""Benchmarks of safebrowse, run on the machine at hand.
+
+`python -m bench.compare` plays the same MiniWoB++ episodes (same tasks, same
+seeds, same scripted policy) through safebrowse's real doors (control API over
+HTTP to reset, MCP over streamable HTTP to act) and through BrowserGym's
+`BrowserEnv` called in-process, interleaved episode by episode so both sides
+see the same load, and prints reset and step latencies, episodes per minute,
+success rates and the BrowserGym/safebrowse ratios.
+
+`python -m bench.concurrency` measures aggregate actions per second through
+MCP with several episodes acting in parallel, and the resident memory each
+extra open episode costs.
+
+Both print their targets next to the numbers and say whether each was met;
+nothing here asserts a speed, so a busy machine gives slow numbers, not
+failures. `docs/performance.md` records a run and how to read it.
+"""

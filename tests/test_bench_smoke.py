@@ -1,0 +1,89 @@
+"""The benchmarks run end to end and report sane numbers.
+
+These run the real commands in a subprocess (the whole server, real Chromium,
+BrowserGym's BrowserEnv) on the shortest settings. They check that both sides
+played the same episodes to the end and that the report is complete; they
+never check a speed, since that depends on the machine (speed targets are
+printed by the benchmarks themselves, see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT_S = 280
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT_S + 20)
+def test_compare_quick_run_plays_the_same_episodes_on_both_sides(tmp_path):
+    raw = tmp_path / "compare.json"
+    done = run_module("bench.compare", "--quick", "--json", str(raw))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    episodes = json.loads(raw.read_text())["episodes"]
+    sides = {e["side"] for e in episodes}
+    assert sides == {"safebrowse", "browsergym"}
+    pairs: dict[tuple[str, int], dict[str, dict]] = {}
+    for episode in episodes:
+        assert episode["error"] is None, episode["error"]
+        assert episode["success"] is True, episode
+        assert 0 < episode["reset_s"] < RUN_TIMEOUT_S
+        assert episode["step_s"] and all(0 < s < RUN_TIMEOUT_S for s in episode["step_s"])
+        assert len(episode["step_s"]) == len(episode["actions"])
+        pairs.setdefault((episode["task_id"], episode["seed"]), {})[episode["side"]] = episode
+    assert {task for task, _seed in pairs} == {"miniwob.click-test", "miniwob.enter-text"}
+    for (task, seed), by_side in pairs.items():
+        ours, theirs = by_side["safebrowse"], by_side["browsergym"]
+        # Same seed, same task: the same goal; same policy on the same page: as many actions.
+        assert ours["goal"] == theirs["goal"] != ""
+        assert len(ours["actions"]) == len(theirs["actions"]), (task, seed, ours["actions"], theirs["actions"])
+        assert set(ours["step_parts"]) >= {"engine_action", "engine_observe", "transport_and_queue"}
+
+    out = done.stdout
+    assert "ratios (how many times faster safebrowse is)" in out
+    overall = re.search(r"^overall\s+browsergym((?:\s+\S+){5})\s*$", out, re.MULTILINE)
+    assert overall, out
+    ratios = [float(cell.rstrip("x")) for cell in overall.group(1).split()]
+    assert all(math.isfinite(r) and r > 0 for r in ratios), ratios
+    assert re.search(r"step median at least 10x faster:\s+\S+x\s+(MET|NOT MET)", out), out
+    assert re.search(r"reset median at least 8x faster:\s+\S+x\s+(MET|NOT MET)", out), out
+    assert "same goal text on every side for 2 of 2" in out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT_S + 20)
+def test_concurrency_quick_run_reports_throughput_and_memory(tmp_path):
+    raw = tmp_path / "concurrency.json"
+    done = run_module("bench.concurrency", "--levels", "1,2", "--seconds", "2", "--warmup", "0.5",
+                      "--memory-episodes", "2", "--settle", "0.5", "--json", str(raw))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    report = json.loads(raw.read_text())
+    levels = {level["parallel"]: level for level in report["levels"]}
+    assert set(levels) == {1, 2}
+    for level in levels.values():
+        assert level["actions"] > 0 and level["errors"] == 0
+        assert len(level["latencies_s"]) == level["actions"]
+    memory = report["memory"]
+    assert [point["open_episodes"] for point in memory] == [0, 1, 2]
+    # Every open episode has its own renderer: the Chromium process count grows with them.
+    assert memory[2]["chromium_processes"] > memory[0]["chromium_processes"]
+    assert all(point["pss_mb"] > 0 and point["rss_mb"] >= point["pss_mb"] >= point["uss_mb"] for point in memory)
+    assert re.search(r"4 parallel episodes at least 1.6x the actions/s of 1:\s+-\s+NOT MEASURED", done.stdout)
+    assert re.search(r"under 80 MB per extra open episode \(PSS sum\):\s+\S+ MB\s+(MET|NOT MET)", done.stdout)
