@@ -12,6 +12,8 @@ expire, and a closed episode's token stops working on the next request.
 
 from __future__ import annotations
 
+import logging
+
 from mcp.server.mcpserver import Context
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -65,6 +67,8 @@ class OnlyPath:
 
 def build_app(manager: EpisodeManager, host: str) -> ASGIApp:
     """The public ASGI app. Run it with its lifespan on: that starts the SDK's session manager."""
+    # The SDK logs the end of every stateless request at INFO; keep its warnings only.
+    logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
     server = build_server(session_from_request)
     mcp_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,

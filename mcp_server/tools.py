@@ -29,16 +29,16 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from safebrowse import __version__
 from engine.actions import ACTION_NAMES, Action, parse_action
 from engine.agent_view import Observation
 from engine.episode import EpisodeOverError, describe_validation_error
 from engine.manager import AgentSession, AgentStepResult, EpisodeNotFoundError
+from safebrowse import __version__
 
 SERVER_NAME = "safebrowse"
 
 INSTRUCTIONS = (
-    "You control one browser tab set inside a sandboxed task. Call `observe` to read the page: the goal, "
+    "You control a web browser inside a sandboxed task. Call `observe` to read the page: the goal, "
     "the URL and a list of elements, each with an id in [brackets]. Act with the other tools, passing "
     "those ids as strings (for example {\"id\": \"12\"}). Every action returns the new page; ids can "
     "change after the page updates, so act on the latest observation. When an observation says the "
