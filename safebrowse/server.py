@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from engine.manager import EpisodeManager
+from engine.oracle import oracle_factory_from_env
 from safebrowse.settings import ServerSettings
 from tasks import default_registry
 
@@ -50,7 +51,9 @@ class SafebrowseServer:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.control_token, self.token_path = resolve_control_token(settings)
-        self.manager = EpisodeManager(settings.engine, default_registry(settings.engine.extra_tasks_dir))
+        self.manager = EpisodeManager(
+            settings.engine, default_registry(settings.engine.extra_tasks_dir), oracle_factory=oracle_factory_from_env()
+        )
         self.mcp_socket = _bound_socket(settings.host, settings.mcp_port)
         self.control_socket = _bound_socket(settings.control_host, settings.control_port)
         self._servers: list[uvicorn.Server] = []
@@ -81,7 +84,7 @@ class SafebrowseServer:
 
         await self.manager.start()
         try:
-            mcp_app = build_mcp_app(self.manager, host=self.settings.host)
+            mcp_app = build_mcp_app(self.manager, host=self.settings.host, limits=self.settings.mcp_limits)
             control_app = build_control_app(self.manager, control_token=self.control_token, mcp_url=self.mcp_url)
             for app, sock in ((mcp_app, self.mcp_socket), (control_app, self.control_socket)):
                 config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
