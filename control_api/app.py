@@ -8,33 +8,48 @@ the token, and every answer, including a 401, is counted.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from control_api.auth import BearerAuth
 from control_api.body import MAX_BODY_BYTES, BodySizeLimit
 from control_api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
 from control_api.metrics import CountResponses
-from control_api.openapi import build_openapi
+from control_api.openapi import Operation, build_openapi
 from control_api.routes import OPERATIONS
 from control_api.state import ControlState
 from engine.manager import EpisodeManager
 from safebrowse import __version__
 
 
+def _dispatch(by_method: dict[str, Operation]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await by_method[method].endpoint(request)
+
+    return endpoint
+
+
+def routes_for(operations: Sequence[Operation]) -> list[Route]:
+    """One route per path, so a wrong method gets a 405 whose Allow lists every method of the path."""
+    by_path: dict[str, dict[str, Operation]] = {}
+    for operation in operations:
+        by_path.setdefault(operation.path, {})[operation.method] = operation
+    return [Route(path, _dispatch(by_method), methods=list(by_method)) for path, by_method in by_path.items()]
+
+
 def build_app(manager: EpisodeManager, control_token: str, mcp_url: str) -> Starlette:
     """The trainer door for `manager`. Serve it on a private listener only."""
     state = ControlState(manager=manager, mcp_url=mcp_url)
     manager.on_step.append(state.metrics.on_step)
-    routes = [
-        Route(operation.path, operation.endpoint, methods=[operation.method], name=operation.operation_id)
-        for operation in OPERATIONS
-    ]
     app = Starlette(
-        routes=routes,
+        routes=routes_for(OPERATIONS),
         middleware=[
             Middleware(CountResponses, metrics=state.metrics),
             Middleware(BearerAuth, token=control_token),
@@ -46,6 +61,7 @@ def build_app(manager: EpisodeManager, control_token: str, mcp_url: str) -> Star
             Exception: handle_unexpected,
         },
     )
+    app.router.redirect_slashes = False  # a trailing slash is an unknown route, not a redirect
     app.state.control = state
     app.state.openapi_json = json.dumps(build_openapi(OPERATIONS, __version__)).encode("utf-8")
     return app

@@ -16,6 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from control_api.errors import ApiError, error_response, validation_failed
 
 MAX_BODY_BYTES = 64 * 1024
+# An oversized body up to this size is read and dropped before the 413 goes out, so
+# an ordinary client (which sends its whole body before reading) sees the answer
+# instead of a reset connection. Anything larger is cut off.
+DRAIN_BYTES = 1024 * 1024
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -36,6 +40,8 @@ class BodySizeLimit:
                 await error_response(400, "bad_request", "Content-Length is not a number")(scope, receive, send)
                 return
             if int(declared) > self.limit:
+                if int(declared) <= DRAIN_BYTES:
+                    await self._drain(receive, 0)
                 await self._too_large(scope, receive, send)
                 return
         chunks: list[bytes] = []
@@ -47,6 +53,8 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
+                if message.get("more_body", False):
+                    await self._drain(receive, size)
                 await self._too_large(scope, receive, send)
                 return
             chunks.append(chunk)
@@ -63,6 +71,16 @@ class BodySizeLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _drain(receive: Receive, size: int) -> None:
+        while size <= DRAIN_BYTES:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = f"the request body is larger than {self.limit} bytes"

@@ -23,6 +23,15 @@ PATH_PARAMETER = re.compile(r"\{([a-z_]+)\}")
 
 
 @dataclass(frozen=True)
+class Link:
+    """An OpenAPI link: a value of this operation's success response feeds another operation."""
+
+    name: str
+    operation_id: str
+    parameters: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Operation:
     method: str
     path: str
@@ -37,6 +46,7 @@ class Operation:
     public: bool = False
     media_type: str = "application/json"
     tags: tuple[str, ...] = field(default=())
+    links: tuple[Link, ...] = field(default=())
 
 
 def _standard_errors(operation: Operation) -> dict[int, str]:
@@ -83,6 +93,11 @@ def build_openapi(operations: Sequence[Operation], version: str) -> dict[str, An
             else:
                 content = {operation.media_type: {"schema": {"type": "string"}}}
             responses[str(status)] = {"description": description, "content": content}
+            if 200 <= status < 300 and operation.links:
+                responses[str(status)]["links"] = {
+                    link.name: {"operationId": link.operation_id, "parameters": dict(link.parameters)}
+                    for link in operation.links
+                }
         for status, description in _standard_errors(operation).items():
             responses.setdefault(str(status), {
                 "description": description,

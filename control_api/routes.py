@@ -17,7 +17,7 @@ from starlette.responses import Response
 from control_api.body import parse_body, parse_query
 from control_api.errors import ApiError, validation_failed
 from control_api.metrics import CONTENT_TYPE
-from control_api.openapi import Operation
+from control_api.openapi import Link, Operation
 from control_api.schemas import (
     CreatedEpisodeResponse,
     CreateEpisodeRequest,
@@ -202,8 +202,8 @@ async def get_episode(request: Request) -> Response:
 
 async def get_trajectory(request: Request) -> Response:
     control = control_state(request)
-    state = _state_of(control, request.path_params["episode_id"])
     query = parse_query(request, TrajectoryQuery)
+    state = _state_of(control, request.path_params["episode_id"])
     screenshot, screenshot_error = (await _screenshot(control, state)) if query.screenshots else (None, None)
     if query.screenshots:
         state = _state_of(control, state.episode_id)
@@ -260,6 +260,13 @@ async def metrics(request: Request) -> Response:
 # -- the table -----------------------------------------------------------------------------
 
 EPISODE = "/v1/episodes/{episode_id}"
+EPISODE_ID = {"episode_id": "$response.body#/episode_id"}
+EPISODE_LINKS = (
+    Link("GetEpisode", "get_episode", EPISODE_ID),
+    Link("GetTrajectory", "get_trajectory", EPISODE_ID),
+    Link("EndEpisode", "end_episode", EPISODE_ID),
+    Link("CloseEpisode", "close_episode", EPISODE_ID),
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/v1/health", health, "health", "Liveness probe (no token needed)",
@@ -275,7 +282,7 @@ OPERATIONS: tuple[Operation, ...] = (
                502: ("The task's setup failed in the browser; nothing was left open.", None)},
               description="Limits left unset take the server defaults. reward_weights are kept with the "
                           "episode and used for every reward this API reports for it.",
-              request_model=CreateEpisodeRequest, tags=("episodes",)),
+              request_model=CreateEpisodeRequest, tags=("episodes",), links=EPISODE_LINKS),
     Operation("GET", "/v1/episodes", list_episodes, "list_episodes", "List episodes the server remembers",
               {200: ("Episodes, oldest first.", EpisodeList)}, query_model=EpisodeListQuery, tags=("episodes",)),
     Operation("GET", EPISODE, get_episode, "get_episode", "An episode's state, budgets and rewards",

@@ -7,9 +7,9 @@ them, so the published schema cannot drift from what the server does.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine.records import EpisodeLimits, EpisodeStatus, FailureReason, StepRecord
 from engine.reward import RewardBreakdown, RewardWeights
@@ -20,6 +20,28 @@ MAX_SEED = 2**31 - 1
 
 # Fields of a create request that become the episode's EpisodeLimits.
 LIMIT_FIELDS: tuple[str, ...] = tuple(EpisodeLimits.model_fields)
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema integers: 5 and 5.0, but not `true` or "5" (which pydantic would coerce)."""
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _json_boolean(value: Any) -> Any:
+    """JSON booleans only: not 1, "yes" or "true"."""
+    if not isinstance(value, bool):
+        raise ValueError("must be a boolean")
+    return value
+
+
+# Constraints come before the validator, so that they land in the JSON Schema as minimum/maximum.
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED), BeforeValidator(_json_integer)]
+StepCount = Annotated[int, Field(ge=1, le=10_000), BeforeValidator(_json_integer)]
+RepeatCount = Annotated[int, Field(ge=2, le=10_000), BeforeValidator(_json_integer)]
+OracleBudget = Annotated[int, Field(ge=0, le=1_000), BeforeValidator(_json_integer)]
+JsonBool = Annotated[bool, BeforeValidator(_json_boolean)]
 
 
 class _Strict(BaseModel):
@@ -69,18 +91,24 @@ class TaskList(BaseModel):
 class CreateEpisodeRequest(_Strict):
     """Reset: start a new episode of a task. Unset limits take the server's defaults."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"task_id": "miniwob.click-test", "seed": 1, "max_steps": 5},
+        {"task_id": "miniwob.enter-text", "max_steps": 10, "oracle_budget": 0,
+         "reward_weights": {"step_penalty": 0.02, "delayed_penalty": 1.0}},
+    ]})
+
     task_id: str = Field(min_length=1, max_length=200, description="A task id from GET /v1/tasks.")
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Random when unset.")
+    seed: Seed | None = Field(default=None, description="Random when unset.")
     difficulty: str | None = Field(default=None, min_length=1, max_length=100,
                                    description="One of the task's difficulties, when it has any.")
-    max_steps: int | None = Field(default=None, ge=1, le=10_000)
-    max_invalid_actions: int | None = Field(default=None, ge=1, le=10_000)
-    max_repeated_actions: int | None = Field(default=None, ge=2, le=10_000)
-    oracle_budget: int | None = Field(default=None, ge=0, le=1_000)
-    end_on_oracle_budget: bool | None = None
-    low_progress_window: int | None = Field(default=None, ge=2, le=10_000)
-    end_on_invalid_action: bool | None = None
-    end_on_action_error: bool | None = None
+    max_steps: StepCount | None = None
+    max_invalid_actions: StepCount | None = None
+    max_repeated_actions: RepeatCount | None = None
+    oracle_budget: OracleBudget | None = None
+    end_on_oracle_budget: JsonBool | None = None
+    low_progress_window: RepeatCount | None = None
+    end_on_invalid_action: JsonBool | None = None
+    end_on_action_error: JsonBool | None = None
     reward_weights: RewardWeights | None = Field(
         default=None, description="Weights of the reward rubric for this episode; unset fields keep their defaults."
     )

@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine.records import FailureReason, StepRecord
 
@@ -75,8 +76,18 @@ CHANNEL_NAMES: tuple[str, ...] = (
 )
 
 
-def _weight(default: float, description: str) -> float:
-    return Field(default=default, ge=0.0, le=1_000.0, allow_inf_nan=False, description=description)
+def _number(value: Any) -> Any:
+    """Weights arrive as JSON numbers; pydantic would otherwise turn `true` or "0.5" into floats."""
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError("must be a number")
+    return value
+
+
+Weight = Annotated[float, Field(ge=0.0, le=1_000.0, allow_inf_nan=False), BeforeValidator(_number)]
+
+
+def _weight(default: float, description: str) -> Any:
+    return Field(default=default, description=description)
 
 
 class RewardWeights(BaseModel):
@@ -84,15 +95,15 @@ class RewardWeights(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    browsergym_reward_scale: float = _weight(1.0, "Multiplies the task's own reward (BrowserGym validate).")
-    success_reward: float = _weight(1.0, "Added on the step that ends the episode with success.")
-    step_penalty: float = _weight(0.01, "Subtracted on every step.")
-    progress_reward: float = _weight(0.5, "Multiplies new progress (0..1) on tasks that report it.")
-    llm_penalty: float = _weight(0.05, "Subtracted for each charged oracle (ask_oracle) call.")
-    mistake_penalty: float = _weight(0.05, "Subtracted for an invalid action or one the page refused.")
-    repetition_penalty: float = _weight(0.02, "Subtracted when a step repeats the previous one exactly.")
-    judge_quality_reward: float = _weight(0.2, "Multiplies the trajectory_quality channel on the terminal step.")
-    delayed_penalty: float = _weight(0.5, "Subtracted on the terminal step when the agent failed the episode.")
+    browsergym_reward_scale: Weight = _weight(1.0, "Multiplies the task's own reward (BrowserGym validate).")
+    success_reward: Weight = _weight(1.0, "Added on the step that ends the episode with success.")
+    step_penalty: Weight = _weight(0.01, "Subtracted on every step.")
+    progress_reward: Weight = _weight(0.5, "Multiplies new progress (0..1) on tasks that report it.")
+    llm_penalty: Weight = _weight(0.05, "Subtracted for each charged oracle (ask_oracle) call.")
+    mistake_penalty: Weight = _weight(0.05, "Subtracted for an invalid action or one the page refused.")
+    repetition_penalty: Weight = _weight(0.02, "Subtracted when a step repeats the previous one exactly.")
+    judge_quality_reward: Weight = _weight(0.2, "Multiplies the trajectory_quality channel on the terminal step.")
+    delayed_penalty: Weight = _weight(0.5, "Subtracted on the terminal step when the agent failed the episode.")
 
 
 class RewardBreakdown(BaseModel):
