@@ -20,6 +20,7 @@ import logging
 import sys
 
 from engine.manager import EpisodeManager, EpisodeSetupError
+from engine.oracle import oracle_factory_from_env
 from mcp_server.tools import build_server
 from safebrowse.settings import ServerSettings
 from tasks import default_registry
@@ -36,7 +37,7 @@ async def run_stdio(settings: ServerSettings, task_id: str, seed: int | None, se
     except UnknownTaskError as error:
         raise SystemExit(f"safebrowse stdio: {error}") from None
 
-    manager = EpisodeManager(settings.engine, registry)
+    manager = EpisodeManager(settings.engine, registry, oracle_factory=oracle_factory_from_env())
     await manager.start()
     try:
         try:
