@@ -10,12 +10,14 @@ import asyncio
 import base64
 import json
 import re
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -24,6 +26,7 @@ from mcp.types import CallToolResult
 from engine.episode import EpisodeOverError
 from engine.manager import CreatedEpisode
 from engine.records import EpisodeLimits
+from mcp_server.http import build_app
 
 TRAINER_WORDS = ("reward", "success", "failure", "validator", "task_done", "task_message", "terminated", "trainer")
 EPISODE_OVER = str(EpisodeOverError())
@@ -365,3 +368,60 @@ def test_loopback_host_headers_only(live_server, episodes):
     assert _post(live_server, token, Host=f"evil.example:{port}").status_code == 421
     assert _post(live_server, token, Origin="http://evil.example").status_code == 403
     assert _post(live_server, token, Origin=f"http://localhost:{port}").status_code == 200
+
+
+def test_a_wildcard_bind_accepts_any_host_but_still_wants_the_token(live_server, episodes):
+    """Built for `--host 0.0.0.0` (a container), the door checks tokens, not Host names."""
+    token = episodes("miniwob.click-test", seed=2).agent_token
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(
+        build_app(live_server.manager, host="0.0.0.0"), log_level="warning", access_log=False, lifespan="on",
+    ))
+
+    async def start():
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.02)
+        return task
+
+    async def stop(task):
+        server.should_exit = True
+        await task
+
+    task = live_server.run(start())
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+
+        def post(**headers: str) -> int:
+            return httpx.post(url, json=INITIALIZE, headers={**JSON_HEADERS, **headers}, timeout=30).status_code
+
+        assert post(Authorization=f"Bearer {token}", Host="safebrowse.internal:8000") == 200
+        assert post(Authorization=f"Bearer {token}", Host="10.1.2.3") == 200
+        assert post(Host="safebrowse.internal:8000") == 401
+    finally:
+        live_server.run(stop(task))
+
+
+def test_trainer_creates_agent_solves_trainer_reads_the_outcome(live_server):
+    """The whole loop through both doors: POST /v1/episodes, MCP tools, GET and DELETE the episode."""
+    control = httpx.Client(base_url=live_server.control_url, headers=live_server.control_headers, timeout=60)
+    with control:
+        created = control.post("/v1/episodes", json={"task_id": "miniwob.enter-text", "seed": 21})
+        assert created.status_code == 201, created.text
+        episode = created.json()
+        assert episode["mcp_url"] == live_server.mcp_url
+
+        async def play() -> Agent:
+            async with connect(episode["mcp_url"], episode["agent_token"]) as agent:
+                await agent.act("observe", {})
+                await solve_enter_text(agent)
+                return agent
+
+        agent = asyncio.run(play())
+        assert_no_trainer_data(agent.transcript)
+        state = control.get(f"/v1/episodes/{episode['episode_id']}").json()
+        assert state["success"] is True and state["done"] is True
+        assert control.delete(f"/v1/episodes/{episode['episode_id']}").status_code == 200
+    assert _post(live_server, episode["agent_token"]).status_code == 401
