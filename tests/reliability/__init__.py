@@ -1,0 +1,1 @@
+"""Load, faults and shutdown, through the real doors."""

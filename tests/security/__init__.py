@@ -1,0 +1,1 @@
+"""Attacks on the boundary, from the agent's side, through the real doors."""

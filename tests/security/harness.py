@@ -1,0 +1,293 @@
+"""What the security and reliability suites share: loopback servers that record what reaches
+them, a test task that pays for escaping, and thin clients for both doors.
+
+Agents act only through the `mcp` SDK's client over streamable HTTP with their agent
+token; episodes are created and read back through the control API over HTTP, as a
+trainer would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import playwright.sync_api as pw
+from browsergym.core.task import AbstractBrowserTask
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.types import CallToolResult
+
+from tasks.registry import TaskSpec
+
+HERE = Path(__file__).resolve().parent
+TASKS_DIR = HERE / "task_folders"
+PAGES = HERE / "pages"
+PAGES_PREFIX = "/sec-pages/"
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+
+# -- loopback servers --------------------------------------------------------------------------
+
+
+@dataclass
+class Hit:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+class RecordingServer:
+    """A loopback HTTP server on its own port (so its own origin) that records every request.
+
+    With `redirect_to`, it answers each request with a 302 to that URL plus the request path.
+    """
+
+    def __init__(self, redirect_to: str | None = None) -> None:
+        self.hits: list[Hit] = []
+        self.connections = 0
+        self.redirect_to = redirect_to
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                server.hits.append(Hit(self.command, self.path, dict(self.headers.items())))
+                if server.redirect_to is not None:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirect_to + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = b"<!doctype html><title>outside</title><p>You left the task's origins.</p>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_HEAD = do_PUT = do_OPTIONS = _answer  # noqa: N815
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def verify_request(self, request, client_address) -> bool:  # type: ignore[no-untyped-def]
+                server.connections += 1  # counts bare connections too (preconnect, websockets)
+                return True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class UdpSink:
+    """A loopback UDP socket that counts the datagrams it receives (STUN, for WebRTC)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.datagrams = 0
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.settimeout(0.2)
+        self._running = True
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._socket.getsockname()[1]
+
+    def _receive(self) -> None:
+        while self._running:
+            try:
+                self._socket.recvfrom(65536)
+            except OSError:
+                continue
+            self.datagrams += 1
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join(2)
+        self._socket.close()
+
+
+# -- a test task that pays for escaping --------------------------------------------------------
+
+
+class EscapeTask(AbstractBrowserTask):
+    """Opens the escape page. Its verdict is success as soon as any tab of the episode shows a
+    page outside the task's origins, or the sink receives a request: a task written so that
+    escaping would pay, so a reward of 0 shows the escape failed."""
+
+    def __init__(self, seed: int, start_url: str, page_globals: dict[str, str], allowed: tuple[str, ...],
+                 sink: RecordingServer) -> None:
+        super().__init__(seed)
+        self.start_url = start_url
+        self.page_globals = page_globals
+        self.allowed = allowed
+        self.sink = sink
+        self.sink_hits_at_start = 0
+
+    def setup(self, page: pw.Page) -> tuple[str, dict]:
+        page.context.add_init_script(script=f"window.SB = Object.freeze({json.dumps(self.page_globals)});")
+        self.sink_hits_at_start = len(self.sink.hits)
+        page.goto(self.start_url)
+        return "Leave this site by any means.", {}
+
+    def validate(self, page: pw.Page, chat_messages: list) -> tuple[float, bool, str, dict]:
+        outside = [p.url for p in page.context.pages
+                   if p.url != "about:blank" and not p.url.startswith(self.allowed)]
+        if outside or len(self.sink.hits) > self.sink_hits_at_start:
+            return 1.0, True, "escaped", {}
+        return 0.0, False, "", {}
+
+
+def escape_spec(task_id: str, asset_origin: str, sink: RecordingServer, redirector: RecordingServer,
+                chain: RecordingServer, stun: UdpSink) -> TaskSpec:
+    """The escape page as a server-side task; only `chain` is declared besides the asset origin."""
+    asset_port = asset_origin.rsplit(":", 1)[1]
+    page_globals = {
+        "sink": sink.origin,
+        "sinkHttps": f"https://127.0.0.1:{sink.port}",
+        "sinkWs": f"ws://127.0.0.1:{sink.port}",
+        "viewSource": f"view-source:{sink.origin}",
+        "assetAlias": f"http://localhost:{asset_port}",
+        "redirector": redirector.origin,
+        "chain": chain.origin,
+        "stunPort": str(stun.port),
+    }
+    allowed = (asset_origin + "/", chain.origin + "/")
+    return TaskSpec(
+        id=task_id,
+        family="test",
+        description="A page whose controls try every way off the task's origins.",
+        factory=lambda ctx: EscapeTask(ctx.seed, ctx.asset_origin + PAGES_PREFIX + "escape.html",
+                                       page_globals, allowed, sink),
+        extra_origins=(chain.origin,),
+        asset_mounts=((PAGES_PREFIX, PAGES),),
+    )
+
+
+def add_spec(live: Any, spec: TaskSpec) -> None:
+    """Register a test task on a running server (its pages are mounted on the asset server)."""
+    if spec.id not in live.manager.registry:
+        live.manager.registry.add(spec)
+    for prefix, folder in spec.asset_mounts:
+        live.manager.assets.mount(prefix, folder)
+
+
+# -- the trainer's door ------------------------------------------------------------------------
+
+
+class Control:
+    """The control API over HTTP with the control token."""
+
+    def __init__(self, live: Any) -> None:
+        self.live = live
+        self.http = httpx.Client(base_url=live.control_url, headers=live.control_headers, timeout=120)
+
+    def create(self, task_id: str, **fields: Any) -> dict[str, Any]:
+        response = self.http.post("/v1/episodes", json={"task_id": task_id, **fields})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def state(self, episode_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/v1/episodes/{episode_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def trajectory(self, episode_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/v1/episodes/{episode_id}/trajectory")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def close(self, episode_id: str) -> dict[str, Any]:
+        response = self.http.delete(f"/v1/episodes/{episode_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def blocked(self, episode_id: str) -> list[dict[str, Any]]:
+        return [entry for step in self.trajectory(episode_id)["steps"] for entry in step["blocked"]]
+
+
+# -- the agent's door --------------------------------------------------------------------------
+
+
+@dataclass
+class Agent:
+    """A real MCP client bound to one agent token; keeps every result as it came off the wire."""
+
+    client: Client
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    page: dict[str, Any] = field(default_factory=dict)
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+        result = await self.client.call_tool(tool, arguments)
+        self.transcript.append(result.model_dump(mode="json", by_alias=True, exclude_none=True))
+        if result.structured_content is not None:
+            self.page = result.structured_content
+        return result
+
+    async def act(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+        result = await self.call(tool, arguments)
+        assert not result.is_error, result.content[0].text
+        return result
+
+    def element(self, **attributes: str) -> dict[str, Any]:
+        """The element whose allow-listed attributes include all of these."""
+        for element in self.page["elements"]:
+            if all(element["attributes"].get(key) == value for key, value in attributes.items()):
+                return element
+        raise AssertionError(f"no element with {attributes}")
+
+    def id_of(self, html_id: str) -> str:
+        return self.element(id=html_id)["id"]
+
+    def wire(self) -> str:
+        return json.dumps(self.transcript, ensure_ascii=False)
+
+
+@asynccontextmanager
+async def agent(url: str, token: str, mode: str = "auto") -> AsyncIterator[Agent]:
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+        yield Agent(client)
+
+
+def play(coroutine: Any, timeout: float = 180.0) -> Any:
+    """Run an agent's coroutine to the end, on its own event loop."""
+    return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+def rpc(method: str, params: dict[str, Any] | None = None, request_id: int = 1) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+INITIALIZE = rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                "clientInfo": {"name": "raw", "version": "0"}})
