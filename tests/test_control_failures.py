@@ -47,11 +47,12 @@ class SetupRaisesTask(ClickTestTask):
         raise RuntimeError("setup bug")
 
 
-def _spec(task_id: str, task_class: type[ClickTestTask]) -> TaskSpec:
+def _spec(task_id: str, task_class: type[ClickTestTask], difficulties: tuple[str, ...] = ()) -> TaskSpec:
     def build(context: TaskContext) -> ClickTestTask:
         return task_class(seed=context.seed, base_url=context.asset_origin + MINIWOB_PREFIX)
 
-    return TaskSpec(id=task_id, family="test", description="test-only task", factory=build)
+    return TaskSpec(id=task_id, family="test", description="test-only task", factory=build,
+                    difficulties=difficulties)
 
 
 def hint_oracle(question: str, goal: str, observation_text: str, hints: tuple[str, ...]) -> str:
@@ -66,6 +67,7 @@ class PrivateServer:
         registry = default_registry()
         registry.add(_spec("test.validate-raises", ValidateRaisesTask))
         registry.add(_spec("test.setup-raises", SetupRaisesTask))
+        registry.add(_spec("test.graded", ClickTestTask, difficulties=("easy", "hard")))
         config = EngineConfig(workers=1, max_open_episodes=MAX_OPEN)
         self.manager = EpisodeManager(config, registry, oracle_factory=lambda spec: hint_oracle)
         self.token = "ctl_" + secrets.token_urlsafe(16)
@@ -341,6 +343,16 @@ def test_setup_failure_is_a_502_and_leaves_nothing_open(server):
     assert response.status_code == 502
     assert response.json()["error"] == "episode_setup_failed" and "setup bug" in response.json()["detail"]
     assert len([e for e in server.manager.episodes() if e.running]) == before
+
+
+def test_difficulty_must_be_one_the_task_has(server, episodes):
+    response = server.http.post("/v1/episodes", json={"task_id": "test.graded", "difficulty": "medium"})
+    assert response.status_code == 422 and response.json()["error"] == "invalid_difficulty"
+    assert "easy" in response.json()["detail"]
+    tasks = {task["id"]: task for task in server.http.get("/v1/tasks").json()["tasks"]}
+    assert tasks["test.graded"]["difficulties"] == ["easy", "hard"]
+    created = open_episode(server, episodes, "test.graded", difficulty="hard")
+    assert server.state(created["episode_id"])["constraints"]["difficulty"] == "hard"
 
 
 def test_too_many_open_episodes_is_a_429(server, episodes):
