@@ -182,6 +182,16 @@ POLICIES: dict[str, Policy] = {
 }
 
 
+def by_page(observation: Observation) -> Action | None:
+    """One policy for every task above: picks the task's policy from the page's URL.
+
+    Handy where one policy callable serves a batch of different tasks (a rollout).
+    """
+    match = re.search(r"/miniwob/([a-z0-9-]+)\.html", observation.get("url", ""))
+    policy = POLICIES.get(f"miniwob.{match.group(1)}") if match else None
+    return policy(observation) if policy else None
+
+
 def wrong_click(observation: Observation) -> Action | None:
     """A policy that clicks a button the goal did not ask for (for failure tests)."""
     goal = observation["goal"]
