@@ -24,10 +24,8 @@ import httpx
 import pytest
 
 import tasks.custom as custom
-from engine.config import EngineConfig
 from engine.egress import origin_of
 from engine.episode import EpisodeOverError
-from engine.manager import EpisodeManager
 from engine.records import FailureReason
 from safebrowse.loop import BackgroundLoop
 from tasks import default_registry
@@ -539,7 +537,7 @@ def test_task_call_binding_only_answers_the_tasks_own_pages(engine):
 # -- through the MCP door ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("task_id", ["custom.checkout", "custom.copy-between-tabs", "custom.injection-trap"])
+@pytest.mark.parametrize("task_id", ["custom.login-form", "custom.copy-between-tabs", "custom.injection-trap"])
 def test_mcp_client_plays_custom_task(live_server, task_id):
     created = live_server.run(live_server.manager.create(task_id, seed=9, difficulty="medium"))
     player = McpPlayer(live_server.mcp_url, created.agent_token)
@@ -664,27 +662,34 @@ def test_missing_operator_folder_is_reported_not_fatal(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def operator_engine(operator_folder) -> Iterator[Any]:
-    """A separate manager whose registry includes the operator folder, as SAFEBROWSE_TASKS_DIR would."""
-    from conftest import EngineHarness
+def operator_server(operator_folder) -> Iterator[Any]:
+    """The whole server started with the operator folder, as SAFEBROWSE_TASKS_DIR would give it."""
+    from conftest import start_live_server, stop_live_server
 
-    loop = BackgroundLoop("operator-tasks")
-    config = EngineConfig(workers=1, extra_tasks_dir=str(operator_folder))
-    manager = EpisodeManager(config, default_registry(config.extra_tasks_dir))
-    loop.run(manager.start())
+    live = start_live_server(extra_tasks_dir=str(operator_folder), workers=1)
     try:
-        yield EngineHarness(manager, loop)
+        yield live
     finally:
-        loop.run(manager.stop())
-        loop.close()
+        stop_live_server(live)
+
+
+def test_operator_tasks_are_listed_by_the_control_api_and_broken_ones_are_not(operator_server):
+    response = httpx.get(f"{operator_server.control_url}/v1/tasks", headers=operator_server.control_headers,
+                         timeout=30)
+    assert response.status_code == 200, response.text
+    listed = {task["id"]: task for task in response.json()["tasks"]}
+    assert listed["custom.greeting"]["description"] == "Press the button that greets the named person."
+    assert listed["custom.greeting"]["difficulties"] == ["easy", "medium", "hard"]
+    assert "custom.counter" in listed and "custom.login-form" in listed and "miniwob.click-test" in listed
+    assert "custom.crashes" not in listed and "custom.no-assets" not in listed
+    assert any(Path(e.path).name == "syntax-error" for e in custom.load_errors)
 
 
 @pytest.mark.parametrize("right", [True, False])
-def test_operator_task_mounted_at_start_can_be_played(operator_engine, right):
-    manager = operator_engine.manager
-    assert "custom.greeting" in manager.registry and "custom.crashes" not in manager.registry
-    created = operator_engine.run(manager.create("custom.greeting", seed=4, difficulty="hard"))
-    player = EnginePlayer(operator_engine, created)
+def test_operator_task_mounted_at_start_can_be_played(operator_server, right):
+    manager = operator_server.manager
+    created = operator_server.run(manager.create("custom.greeting", seed=4, difficulty="hard"))
+    player = EnginePlayer(operator_server, created)
     assert created.observation.url == manager.assets.origin + "/tasks/greeting/index.html"
     person = re.search(r"button for (\w+)\.", player.goal).group(1)
     word = re.search(r"Press the (\w+) button", player.goal).group(1)
@@ -694,46 +699,34 @@ def test_operator_task_mounted_at_start_can_be_played(operator_engine, right):
     player.click("button", target)
     state = manager.state(created.episode_id)
     assert state.success is right and state.done
-    operator_engine.run(manager.close(created.episode_id))
+    operator_server.run(manager.close(created.episode_id))
 
 
-def test_fixture_task_counts_clicks_and_reports_progress(operator_engine):
-    manager = operator_engine.manager
-    created = operator_engine.run(manager.create("custom.counter", seed=2, difficulty="easy"))
-    player = EnginePlayer(operator_engine, created)
+def test_fixture_task_counts_clicks_and_reports_progress(operator_server):
+    manager = operator_server.manager
+    created = operator_server.run(manager.create("custom.counter", seed=2, difficulty="easy"))
+    player = EnginePlayer(operator_server, created)
     target = int(re.search(r"exactly (\d+) times", player.goal).group(1))
     for _ in range(target):
         player.click("button", "Add one")
+    assert player.find(id="total")["text"] == f"Total: {target}"
     player.click("button", "Done")
     state = manager.state(created.episode_id)
     assert state.success, manager.trajectory(created.episode_id)[-1]
     progress = [r.progress for r in manager.trajectory(created.episode_id)]
     assert progress == sorted(progress) and progress[-1] == 1.0
-    operator_engine.run(manager.close(created.episode_id))
+    operator_server.run(manager.close(created.episode_id))
 
 
-def test_operator_task_is_listed_by_the_control_api(tmp_path):
-    """`start_live_server(extra_tasks_dir=...)`: the folder's task shows in GET /v1/tasks and plays."""
-    from conftest import start_live_server, stop_live_server
-
-    root = tmp_path / "tasks"
-    write_task(root, "greeting", GOOD_TASK)
-    write_task(root, "broken", "raise ImportError('missing dependency')\n")
-    live = start_live_server(extra_tasks_dir=str(root), workers=1)
+def test_mcp_client_plays_an_operator_task(operator_server):
+    manager = operator_server.manager
+    created = operator_server.run(manager.create("custom.greeting", seed=1))
+    player = McpPlayer(operator_server.mcp_url, created.agent_token)
     try:
-        response = httpx.get(f"{live.control_url}/v1/tasks", headers=live.control_headers, timeout=30)
-        assert response.status_code == 200, response.text
-        listed = response.text
-        assert "custom.greeting" in listed and "custom.login-form" in listed
-        assert "custom.broken" not in listed
-        created = live.run(live.manager.create("custom.greeting", seed=1))
-        player = McpPlayer(live.mcp_url, created.agent_token)
-        try:
-            person = re.search(r"button for (\w+)\.", player.goal).group(1)
-            player.click("button", next(e["text"] for e in player.elements if e["text"].endswith(person)))
-        finally:
-            player.close()
-        assert live.manager.state(created.episode_id).success
+        person = re.search(r"button for (\w+)\.", player.goal).group(1)
+        player.click("button", next(e["text"] for e in player.elements if e["text"].endswith(person)))
+        assert player.over
     finally:
-        stop_live_server(live)
-    assert any(Path(e.path).name == "broken" and "missing dependency" in e.reason for e in custom.load_errors)
+        player.close()
+        operator_server.run(manager.close(created.episode_id))
+    assert manager.state(created.episode_id).success

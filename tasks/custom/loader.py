@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from tasks.custom.base import ID_PREFIX, NAME_PATTERN, CustomTask
+from tasks.custom.base import NAME_PATTERN, CustomTask
 from tasks.registry import TaskContext, TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -208,5 +208,5 @@ def _under(path: str, root: Path) -> bool:
     return Path(path) == root or Path(path).parent == root
 
 
-__all__ = ["ID_PREFIX", "TaskFolderError", "TaskLoadError", "builtin_dir", "builtin_specs", "load_folder",
+__all__ = ["TaskFolderError", "TaskLoadError", "builtin_dir", "builtin_specs", "load_folder",
            "load_errors", "load_task_folder"]
