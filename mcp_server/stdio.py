@@ -6,6 +6,8 @@ creates the episode, and binds the tools to it; there is no token, since whoever
 holds the pipe is the agent.
 
 stdout belongs to the protocol: nothing here prints, and logs go to stderr.
+The server stops when the client closes stdin. SIGTERM keeps its default action:
+the process ends at once and Playwright's driver takes Chromium down with it.
 
 With `--control-port`, the trainer's control API is served next to it on
 loopback, sharing the engine. A trainer that creates or replaces episodes there
