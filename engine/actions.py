@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Literal, Union
 
 import playwright.sync_api as pw
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 BID_ATTRIBUTE = "bid"
 ELEMENT_ID_PATTERN = r"^[0-9]{1,7}$"
@@ -21,8 +21,16 @@ MAX_MESSAGE_CHARS = 4_000
 MAX_SCROLL_DELTA = 5_000
 MAX_WAIT_MS = 3_000
 
+def _id_as_text(value: object) -> object:
+    """Ids are strings, but many clients send 12 for '12'; accept that, nothing looser."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 ElementId = Annotated[
     str,
+    BeforeValidator(_id_as_text),
     Field(pattern=ELEMENT_ID_PATTERN, description="Element id from the latest observation, e.g. '12'."),
 ]
 
@@ -164,7 +172,15 @@ ACTION_NAMES: tuple[str, ...] = (
 
 
 def parse_action(name: str, arguments: dict[str, object]) -> Action:
-    """Validate raw arguments into an action; raises pydantic.ValidationError."""
+    """Validate raw arguments into an action; raises pydantic.ValidationError.
+
+    A `name` among the arguments is refused like any other unknown argument: the
+    tool's name alone says which action this is.
+    """
+    if "name" in arguments:
+        raise ValidationError.from_exception_data(
+            name, [{"type": "extra_forbidden", "loc": (name, "name"), "input": arguments["name"]}]
+        )
     return ACTION_ADAPTER.validate_python({**arguments, "name": name})
 
 

@@ -63,12 +63,25 @@ class OracleUnavailableError(Exception):
     """The oracle back-end failed; the call is not charged."""
 
 
+MAX_PROBLEMS_SHOWN = 10
+MAX_LOCATION_CHARS = 80
+
+
 def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem, naming the argument and what is allowed."""
+    """One line per problem, naming the argument and what is allowed.
+
+    Argument names come from the caller, so they are cut short and only the first few
+    problems are listed: an agent cannot make the answer (or the recorded step) huge.
+    """
     problems = []
-    for item in error.errors(include_url=False, include_input=False):
-        location = ".".join(str(part) for part in item["loc"] if part != "name") or "arguments"
+    items = error.errors(include_url=False, include_input=False)
+    for item in items[:MAX_PROBLEMS_SHOWN]:
+        location = ".".join(str(part) for part in item["loc"]) or "arguments"
+        if len(location) > MAX_LOCATION_CHARS:
+            location = location[:MAX_LOCATION_CHARS] + "..."
         problems.append(f"{location}: {item['msg']}")
+    if len(items) > MAX_PROBLEMS_SHOWN:
+        problems.append(f"and {len(items) - MAX_PROBLEMS_SHOWN} more")
     return "Invalid arguments: " + "; ".join(problems)
 
 

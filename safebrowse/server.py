@@ -4,6 +4,7 @@ API on its own loopback listener, sharing one EpisodeManager."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -89,7 +90,9 @@ class SafebrowseServer:
             for app, sock in ((mcp_app, self.mcp_socket), (control_app, self.control_socket)):
                 config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
                 server = uvicorn.Server(config)
-                server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+                # Signals belong to the caller (`safebrowse serve` stops both listeners, then the
+                # browsers); uvicorn would otherwise stop one listener and re-raise the signal.
+                server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
                 self._servers.append(server)
             tasks = [asyncio.create_task(s.serve(sockets=[sock]))
                      for s, sock in zip(self._servers, (self.mcp_socket, self.control_socket))]
