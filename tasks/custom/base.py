@@ -30,6 +30,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import playwright.sync_api as pw
 from browsergym.core.task import AbstractBrowserTask
@@ -200,15 +201,13 @@ class CustomTask(AbstractBrowserTask):
     # -- internals ------------------------------------------------------------------------
 
     def _watch_request(self, request: pw.Request) -> None:
+        """Seen before the egress guard aborts it: the attempt counts even though nothing leaves."""
         url = request.url
-        if url.startswith(("http://", "https://", "ws://", "wss://")) and not self._allowed(url):
+        if not url.startswith(("http://", "https://", "ws://", "wss://")):
+            return
+        allowed = {_origin(self.asset_origin), *(_origin(o) for o in self.extra_origins)}
+        if _origin(url) not in allowed and len(self.foreign_requests) < MAX_CALLS:
             self.foreign_requests.append(url[:500])
-
-    def _allowed(self, url: str) -> bool:
-        from engine.egress import origin_of
-
-        allowed = {origin_of(self.asset_origin), *(origin_of(o) for o in self.extra_origins)}
-        return origin_of(url) in allowed
 
     def _on_call(self, source: dict[str, Any], call: object, data: object = None) -> Any:
         """The binding behind `window.safebrowseCall`: only this task's pages may call it."""
@@ -230,6 +229,12 @@ class CustomTask(AbstractBrowserTask):
         except Exception:  # noqa: BLE001 - a task bug must not break the browser dispatcher
             logger.exception("%s: handling call %r failed", self.get_task_id(), call)
             return {"error": "the task could not handle this call"}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    default = {"http": 80, "ws": 80, "https": 443, "wss": 443}.get(parts.scheme)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or default}"
 
 
 def normalise(text: str) -> str:

@@ -73,10 +73,11 @@ def load_folder(root: Path, reserved_ids: set[str] | None = None) -> list[TaskSp
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
             try:
                 loaded = load_task_folder(folder)
-                for spec in loaded:
-                    if spec.id in taken:
-                        raise TaskFolderError(f"task id {spec.id!r} is already registered")
-                    taken.add(spec.id)
+                ids = [spec.id for spec in loaded]
+                clash = next((i for i in ids if i in taken or ids.count(i) > 1), None)
+                if clash is not None:
+                    raise TaskFolderError(f"task id {clash!r} is already registered")
+                taken.update(ids)
                 specs.extend(loaded)
             except TaskFolderError as error:
                 errors.append(TaskLoadError(str(folder), str(error)))
