@@ -202,7 +202,7 @@ class Episode:
         try:
             self._settle()
             observation = self._observe(error=self.records[-1].error if self.records else None)
-            image = self._active_page().screenshot(type="png") if screenshot else None
+            image = self._screenshot() if screenshot else None
         except pw.Error as error:
             self._fault(error)
             return self._closed_observation(), None
@@ -210,6 +210,13 @@ class Episode:
             # Requests that surfaced only now belong to the last action, which started them.
             self.records[-1].blocked.extend(self._take_blocked())
         return observation, image
+
+    def _screenshot(self) -> bytes:
+        """The viewport as PNG, with the task's secret fields painted over: observations mask
+        their values, and pixels must not show them either."""
+        page = self._active_page()
+        secret = self.spec.secret_selector
+        return page.screenshot(type="png", mask=[page.locator(secret)] if secret else [])
 
     def step(self, tool: str, arguments: dict[str, Any]) -> tuple[Observation, StepRecord]:
         """Validate and run one action, then let the task judge the page."""
