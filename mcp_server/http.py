@@ -1,7 +1,9 @@
 """The agent door over streamable HTTP: `/mcp` on the public port, and nothing else.
 
-Layers, outermost first: any path but `/mcp` is a 404; a request without the
-agent token of an open episode is a 401; the SDK's transport then checks the
+Layers, outermost first: any path but `/mcp` is a 404, and a GET is a 405; a
+request beyond the door's capacity is a 503; a request without the agent token of
+an open episode is a 401; one over its episode's rate or share is a 429 (see
+`mcp_server.limits`); the SDK's transport then checks the
 Host and Origin headers (DNS-rebinding protection on loopback) and dispatches
 the MCP message to the tools, which act on the episode the token opened.
 
@@ -20,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.manager import AgentSession, EpisodeManager
 from mcp_server.auth import BearerAuthMiddleware, send_json, session_of
+from mcp_server.limits import DoorCapacity, DoorLimits, EpisodeRateLimit
 from mcp_server.tools import build_server
 
 MCP_PATH = "/mcp"
@@ -52,7 +55,11 @@ def session_from_request(ctx: Context) -> AgentSession:
 
 
 class OnlyPath:
-    """Serves one exact path and answers 404 for everything else."""
+    """Serves one exact path and answers 404 for everything else.
+
+    A GET would open the SDK's server-to-client event stream, which a stateless door never
+    writes to: it would only hold a connection open, so it is refused (405).
+    """
 
     def __init__(self, app: ASGIApp, path: str) -> None:
         self.app = app
@@ -62,11 +69,17 @@ class OnlyPath:
         if scope["type"] == "http" and scope["path"] != self.path:
             await send_json(send, 404, {"error": "not_found", "detail": f"the MCP endpoint is {self.path}"})
             return
+        if scope["type"] == "http" and scope["method"] == "GET":
+            await send_json(send, 405, {"error": "method_not_allowed",
+                                        "detail": "this door has no event stream; POST JSON-RPC messages"},
+                            headers=((b"allow", b"POST, DELETE"),))
+            return
         await self.app(scope, receive, send)
 
 
-def build_app(manager: EpisodeManager, host: str) -> ASGIApp:
+def build_app(manager: EpisodeManager, host: str, limits: DoorLimits | None = None) -> ASGIApp:
     """The public ASGI app. Run it with its lifespan on: that starts the SDK's session manager."""
+    limits = limits or DoorLimits()
     # The SDK logs the end of every stateless request at INFO; keep its warnings only.
     logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
     server = build_server(session_from_request)
@@ -77,4 +90,5 @@ def build_app(manager: EpisodeManager, host: str) -> ASGIApp:
         transport_security=transport_security(host),
         host=host,
     )
-    return OnlyPath(BearerAuthMiddleware(mcp_app, manager.agent_session), MCP_PATH)
+    admitted = EpisodeRateLimit(mcp_app, limits)
+    return OnlyPath(DoorCapacity(BearerAuthMiddleware(admitted, manager.agent_session), limits), MCP_PATH)

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from engine.config import EngineConfig
+from mcp_server.limits import DoorLimits
 
 
 def default_token_file() -> Path:
@@ -35,6 +36,7 @@ class ServerSettings(BaseModel):
     token_file: Path = Field(default_factory=default_token_file)
     public_mcp_url: str | None = Field(default=None, description="The MCP URL handed to agents; derived when unset.")
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    mcp_limits: DoorLimits = Field(default_factory=DoorLimits, description="Rate and capacity bounds of the MCP door.")
 
     @classmethod
     def from_env(cls, config_file: str | Path | None = None, **overrides: object) -> "ServerSettings":
