@@ -199,6 +199,44 @@ def add_spec(live: Any, spec: TaskSpec) -> None:
         live.manager.assets.mount(prefix, folder)
 
 
+class Door:
+    """A second agent door with its own limits, over the same running engine, on a free port."""
+
+    def __init__(self, live: Any, limits: Any) -> None:
+        import contextlib
+        import socket
+
+        import uvicorn
+
+        from mcp_server.http import build_app
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(256)
+        sock.setblocking(False)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+        self._live = live
+
+        async def serve() -> None:
+            app = build_app(live.manager, host="127.0.0.1", limits=limits)
+            server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+            server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+            self._server = server
+            await server.serve(sockets=[sock])
+
+        self._task = asyncio.run_coroutine_threadsafe(serve(), live.loop.loop)
+
+        async def started() -> None:
+            while not getattr(self, "_server", None) or not self._server.started:
+                await asyncio.sleep(0.02)
+
+        live.run(asyncio.wait_for(started(), 30))
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._task.result(30)
+
+
 # -- the trainer's door ------------------------------------------------------------------------
 
 
