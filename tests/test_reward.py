@@ -220,3 +220,15 @@ def ended(step: StepRecord) -> StepRecord:
 )
 def test_classify_task_failure(history, expected):
     assert classify_task_failure(history, GOAL) is expected
+
+
+def test_only_the_trainer_door_imports_the_rubric():
+    """Rewards stay behind the control API: no other engine module, and no agent-door module, imports them."""
+    root = Path(__file__).resolve().parent.parent
+    for folder in ("engine", "mcp_server"):
+        for path in (root / folder).glob("*.py"):
+            if path.name == "reward.py":
+                continue
+            source = path.read_text(encoding="utf-8")
+            assert not re.search(r"^\s*(from engine\.reward|import engine\.reward|from engine import reward)",
+                                 source, re.MULTILINE), path
