@@ -19,6 +19,7 @@ import pytest
 from control_api.body import MAX_BODY_BYTES
 from control_api.routes import OPERATIONS
 from control_api.schemas import LIMIT_FIELDS, CreateEpisodeRequest
+from engine.manager import MAX_SEED
 from engine.records import EpisodeLimits
 from engine.reward import TERM_NAMES, RewardWeights
 
@@ -293,6 +294,8 @@ def test_openapi_describes_exactly_the_routes(live_server, http):
     assert create_schema["additionalProperties"] is False
     assert set(LIMIT_FIELDS) == set(EpisodeLimits.model_fields)
     assert set(LIMIT_FIELDS) <= set(CreateEpisodeRequest.model_fields) <= set(create_schema["properties"])
+    seed = next(s for s in create_schema["properties"]["seed"]["anyOf"] if s.get("type") == "integer")
+    assert seed["maximum"] == MAX_SEED
 
 
 # Every valid create opens a browser context, and the coverage phase builds dozens of
