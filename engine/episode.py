@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import playwright.sync_api as pw
@@ -63,6 +64,39 @@ class OracleUnavailableError(Exception):
     """The oracle back-end failed; the call is not charged."""
 
 
+class EpisodeClosedError(Exception):
+    """The episode's browser context is closed: there is no page left to show."""
+
+    def __init__(self, episode_id: str) -> None:
+        super().__init__(f"episode {episode_id!r} is closed; its browser context is gone")
+
+
+# Per-step recording (opt-in per episode): bounded so a long or busy episode cannot
+# fill the server's memory. A screenshot over the size cap, or past the count cap,
+# is skipped; the step still happens and says it has no image.
+MAX_RECORDED_SCREENSHOT_BYTES = 300_000
+MAX_RECORDED_SCREENSHOTS = 200
+MAX_RECORDED_OBSERVATION_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What an episode keeps per step besides its StepRecord, for replay."""
+
+    screenshots: bool = False
+    observations: bool = False
+
+
+@dataclass
+class StepMedia:
+    """What was recorded after one step (index 0: after setup), kept out of StepRecord
+    so trajectories stay small."""
+
+    observation_text: str | None = None
+    screenshot_png: bytes | None = None
+    screenshot_skipped: str | None = None
+
+
 MAX_PROBLEMS_SHOWN = 10
 MAX_LOCATION_CHARS = 80
 
@@ -104,6 +138,7 @@ class Episode:
         worker: BrowserWorker,
         oracle: Oracle | None = None,
         difficulty: str | None = None,
+        recording: Recording | None = None,
     ) -> None:
         self.id = episode_id
         self.spec = spec
@@ -115,6 +150,8 @@ class Episode:
         self.oracle = oracle
         self.difficulty = difficulty
         self.curriculum_variant_id: str | None = None
+        self.recording = recording or Recording()
+        self.media: dict[int, StepMedia] = {}
 
         self.status = EpisodeStatus.RUNNING
         self.failure_reason = FailureReason.NONE
@@ -151,6 +188,9 @@ class Episode:
         task = self.spec.factory(TaskContext(self.seed, self.asset_origin, self.difficulty))
         self._task = task
         self.curriculum_variant_id = getattr(task, "curriculum_variant_id", None)
+        self.difficulty = getattr(task, "difficulty", None) or self.difficulty  # the task's default, if none was asked
+        if self.difficulty is None and getattr(task, "difficulty", None) in self.spec.difficulties:
+            self.difficulty = task.difficulty  # the task's own default: say which level really runs
         context, page = self.worker.take_context(locale=task.locale, timezone_id=task.timezone_id)
         self._context = context
         self.worker.episode_count += 1
@@ -169,7 +209,9 @@ class Episode:
         self._settle()
         self._last_progress = self._progress()
         self.setup_ms = (time.perf_counter() - started) * 1000
-        return self._observe(error=None)
+        observation = self._observe(error=None)
+        self._record_media(0, observation.to_text())
+        return observation
 
     def close(self) -> None:
         """Tear the task down and free the browser context. The record stays."""
@@ -217,6 +259,42 @@ class Episode:
         page = self._active_page()
         secret = self.spec.secret_selector
         return page.screenshot(type="png", mask=[page.locator(secret)] if secret else [])
+
+    def screenshot(self) -> bytes:
+        """The current page as PNG, for the trainer: while running or ended, until closed.
+
+        Not a step, and not agent activity (it does not keep an idle episode open).
+        """
+        if self.status is EpisodeStatus.CLOSED or self._context is None:
+            raise EpisodeClosedError(self.id)
+        return self._screenshot()
+
+    def _record_media(self, index: int, observation_text: str, screenshot: bool = True) -> None:
+        """Keep what the agent saw after step `index` (and the page's pixels) when recording."""
+        if not (self.recording.screenshots or self.recording.observations):
+            return
+        media = StepMedia(observation_text=_capped(observation_text, MAX_RECORDED_OBSERVATION_CHARS))
+        if self.recording.screenshots and screenshot:
+            taken = sum(1 for m in self.media.values() if m.screenshot_png is not None)
+            if taken >= MAX_RECORDED_SCREENSHOTS:
+                media.screenshot_skipped = f"the episode already has {MAX_RECORDED_SCREENSHOTS} screenshots"
+            elif self._context is None or not self.running and self.failure_reason is FailureReason.BROWSER_ERROR:
+                media.screenshot_skipped = "the browser failed"
+            else:
+                try:
+                    image = self._screenshot()
+                except (pw.Error, AssertionError) as error:
+                    media.screenshot_skipped = f"the browser failed: {type(error).__name__}"
+                else:
+                    if len(image) > MAX_RECORDED_SCREENSHOT_BYTES:
+                        media.screenshot_skipped = f"the PNG is larger than {MAX_RECORDED_SCREENSHOT_BYTES} bytes"
+                    else:
+                        media.screenshot_png = image
+        self.media[index] = media
+
+    def drop_media(self) -> None:
+        """Forget recorded screenshots and observation texts (the step records stay)."""
+        self.media.clear()
 
     def step(self, tool: str, arguments: dict[str, Any]) -> tuple[Observation, StepRecord]:
         """Validate and run one action, then let the task judge the page."""
@@ -294,6 +372,7 @@ class Episode:
             self._fault(browser_error)
             observation = self._closed_observation()
         record.observation_ms = (time.perf_counter() - observed) * 1000
+        self._record_media(record.index, observation.to_text())
         record.blocked.extend(self._take_blocked())
         return observation, record
 
@@ -320,6 +399,7 @@ class Episode:
             oracle_call=charged, progress=self._last_progress, blocked=self._take_blocked(),
         )
         self._count(record, "ask_oracle", arguments)
+        self._record_media(record.index, f"Oracle answer: {answer if error is None else error}", screenshot=False)
         if charged and self.oracle_calls > self.limits.oracle_budget and self.limits.end_on_oracle_budget:
             self._end(record, FailureReason.ORACLE_BUDGET_EXCEEDED)
         else:
@@ -489,6 +569,9 @@ class Episode:
             self._active_page().evaluate("0")
         except pw.Error:
             pass  # the document was replaced mid-call: a navigation, waited for below
+        # Then one through the browser process, where a popup the page opened becomes a
+        # target: its "page" event is delivered before this returns.
+        self._context.cookies()
         for page in list(self._new_pages):
             self._new_pages.remove(page)
             if page.is_closed():
@@ -623,6 +706,10 @@ def _scalar_info(info: object) -> dict[str, str | int | float | bool | None]:
         elif isinstance(value, str):
             result[str(key)[:100]] = value[:500]
     return result
+
+
+def _capped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n... (+{len(text) - limit} chars)"
 
 
 def _safe_title(page: pw.Page) -> str:
