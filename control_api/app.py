@@ -3,6 +3,9 @@
 Order of the middleware, outermost first: response counting (metrics), the bearer
 token check, then the body size cap, so nothing reads a body from a caller without
 the token, and every answer, including a 401, is counted.
+
+Besides the documented operations, the app serves the episode viewer's static
+shell (`control_api.viewer`), which is not part of the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from starlette.routing import Route
 
 from control_api.auth import BearerAuth
 from control_api.body import MAX_BODY_BYTES, BodySizeLimit
+from control_api.curriculum import Curriculum
 from control_api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
 from control_api.metrics import CountResponses
 from control_api.openapi import Operation, build_openapi
 from control_api.routes import OPERATIONS
+from control_api.schemas import CurriculumPolicy
 from control_api.state import ControlState
+from control_api.viewer import viewer_routes
 from engine.manager import EpisodeManager
 from safebrowse import __version__
 
@@ -44,12 +50,18 @@ def routes_for(operations: Sequence[Operation]) -> list[Route]:
     return [Route(path, _dispatch(by_method), methods=list(by_method)) for path, by_method in by_path.items()]
 
 
-def build_app(manager: EpisodeManager, control_token: str, mcp_url: str) -> Starlette:
-    """The trainer door for `manager`. Serve it on a private listener only."""
-    state = ControlState(manager=manager, mcp_url=mcp_url)
+def build_app(
+    manager: EpisodeManager, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None
+) -> Starlette:
+    """The trainer door for `manager`. Serve it on a private listener only.
+
+    `curriculum` sets the thresholds of `difficulty: "auto"` (the defaults otherwise).
+    """
+    state = ControlState(manager=manager, mcp_url=mcp_url, curriculum=Curriculum(curriculum))
     manager.on_step.append(state.metrics.on_step)
+    manager.on_end.append(state.curriculum.on_end)
     app = Starlette(
-        routes=routes_for(OPERATIONS),
+        routes=[*routes_for(OPERATIONS), *viewer_routes()],
         middleware=[
             Middleware(CountResponses, metrics=state.metrics),
             Middleware(BearerAuth, token=control_token),

@@ -1,7 +1,8 @@
-"""Bearer-token check in front of every control route except the health probe.
+"""Bearer-token check in front of every control route except the health probe and
+the viewer's static shell (which holds no data; see `control_api.viewer`).
 
 The check runs before routing, so an unauthenticated caller learns nothing about
-which routes or episodes exist: every path answers 401 alike.
+which routes or episodes exist: every other path answers 401 alike.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from control_api.errors import error_response
+from control_api.viewer import OPEN_ROUTES as VIEWER_ROUTES
 
-OPEN_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/v1/health"), ("HEAD", "/v1/health")})
+OPEN_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/v1/health"), ("HEAD", "/v1/health")}) | VIEWER_ROUTES
 
 
 def bearer_token(scope: Scope) -> bytes | None:

@@ -15,12 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from control_api.body import parse_body, parse_query
+from control_api.curriculum import AUTO
 from control_api.errors import ApiError, validation_failed
 from control_api.metrics import CONTENT_TYPE
 from control_api.openapi import Link, Operation
 from control_api.schemas import (
     CreatedEpisodeResponse,
     CreateEpisodeRequest,
+    CurriculumResponse,
     EndEpisodeRequest,
     EpisodeConstraints,
     EpisodeList,
@@ -28,6 +30,7 @@ from control_api.schemas import (
     EpisodeStateResponse,
     EpisodeSummary,
     HealthResponse,
+    Recording,
     TaskInfo,
     TaskList,
     TrajectoryQuery,
@@ -35,13 +38,20 @@ from control_api.schemas import (
     TrajectoryStep,
 )
 from control_api.state import DEFAULT_WEIGHTS, ControlState, control_state
-from engine.manager import EpisodeNotFoundError, EpisodeOverError, EpisodeSetupError, TooManyEpisodesError
+from engine.episode import Recording as EngineRecording
+from engine.manager import (
+    EpisodeClosedError,
+    EpisodeNotFoundError,
+    EpisodeSetupError,
+    TooManyEpisodesError,
+)
 from engine.records import EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason, StepRecord
 from engine.reward import RewardBreakdown, cumulative_reward, score_trajectory
 from safebrowse import __version__
 from tasks.registry import UnknownTaskError
 
 RETRY_AFTER_SECONDS = "5"
+PNG = "image/png"
 
 
 def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -84,6 +94,11 @@ def _constraints(state: EpisodeState) -> EpisodeConstraints:
     )
 
 
+def _recording(control: ControlState, episode_id: str) -> Recording:
+    recording = control.manager.get(episode_id).recording
+    return Recording(screenshots=recording.screenshots, observations=recording.observations)
+
+
 def _state_response(control: ControlState, state: EpisodeState) -> EpisodeStateResponse:
     _records, breakdowns = _scored(control, state)
     return EpisodeStateResponse(
@@ -97,6 +112,10 @@ def _state_response(control: ControlState, state: EpisodeState) -> EpisodeStateR
         done=state.done,
         success=state.success,
         failure_reason=state.failure_reason,
+        current_difficulty=state.difficulty,
+        difficulty_auto=state.episode_id in control.auto_difficulty,
+        curriculum_variant_id=state.curriculum_variant_id,
+        recording=_recording(control, state.episode_id),
         constraints=_constraints(state),
         reward_weights=control.weights_for(state.episode_id),
         last_reward=breakdowns[-1] if breakdowns else None,
@@ -108,15 +127,13 @@ def _state_response(control: ControlState, state: EpisodeState) -> EpisodeStateR
 
 
 async def _screenshot(control: ControlState, state: EpisodeState) -> tuple[str | None, str | None]:
-    """A base64 PNG of the running episode's page, or why there is none."""
-    if state.status is not EpisodeStatus.RUNNING:
-        return None, f"the episode is {state.status.value}; only a running episode has a page to show"
+    """A base64 PNG of the episode's page as it is now (running or ended), or why there is none."""
     try:
-        _observation, image = await control.manager.bind_agent(state.episode_id).observe(screenshot=True)
-    except (EpisodeOverError, EpisodeNotFoundError):
-        return None, "the episode ended before the screenshot was taken"
-    if image is None:
-        return None, "the browser failed while taking the screenshot"
+        image = await control.manager.screenshot(state.episode_id)
+    except (EpisodeClosedError, EpisodeNotFoundError):
+        return None, "the episode is closed; only a running or ended episode has a page to show"
+    except Exception as error:  # noqa: BLE001 - a dead browser is reported, not raised
+        return None, f"the browser failed while taking the screenshot: {type(error).__name__}"
     return base64.b64encode(image).decode("ascii"), None
 
 
@@ -150,8 +167,16 @@ async def create_episode(request: Request) -> Response:
         limits = EpisodeLimits(**{"max_steps": manager.config.default_max_steps, **body.limit_values()})
     except ValidationError as error:
         raise validation_failed(error, "body") from None
+    recording = EngineRecording(screenshots=body.record_screenshots,
+                                observations=body.record_observations or body.record_screenshots)
+    auto = body.difficulty == AUTO
     try:
-        created = await manager.create(body.task_id, seed=body.seed, limits=limits, difficulty=body.difficulty)
+        difficulty = body.difficulty
+        if auto:
+            spec = manager.registry.get(body.task_id)
+            difficulty = control.curriculum.pick(spec.id, spec.difficulties)
+        created = await manager.create(body.task_id, seed=body.seed, limits=limits, difficulty=difficulty,
+                                       recording=recording)
     except UnknownTaskError as error:
         control.metrics.create_errors["unknown_task"] += 1
         raise ApiError(404, "unknown_task", str(error), suggestions=error.suggestions) from None
@@ -165,17 +190,20 @@ async def create_episode(request: Request) -> Response:
         control.metrics.create_errors["invalid_difficulty"] += 1
         raise ApiError(422, "invalid_difficulty", str(error)) from None
     weights = body.reward_weights or DEFAULT_WEIGHTS
-    control.remember_weights(created.episode_id, weights)
+    control.remember(created.episode_id, weights, auto_difficulty=auto)
     control.metrics.episodes_created += 1
+    state = manager.state(created.episode_id)
     response = CreatedEpisodeResponse(
         episode_id=created.episode_id,
         agent_token=created.agent_token,
         mcp_url=control.mcp_url,
         task_id=created.task_id,
         goal=created.goal,
-        seed=manager.state(created.episode_id).seed,
+        seed=state.seed,
         limits=limits,
         reward_weights=weights,
+        current_difficulty=state.difficulty,
+        curriculum_variant_id=state.curriculum_variant_id,
     )
     return json_response(response, 201, headers={"Location": f"/v1/episodes/{created.episode_id}"})
 
@@ -188,6 +216,7 @@ async def list_episodes(request: Request) -> Response:
             episode_id=state.episode_id, task_id=state.task_id, status=state.status,
             step_index=state.step_index, done=state.done, success=state.success,
             failure_reason=state.failure_reason, created_at=state.created_at,
+            current_difficulty=state.difficulty,
         )
         for state in (episode.state() for episode in control.manager.episodes())
         if query.status is None or state.status is query.status
@@ -208,6 +237,13 @@ async def get_trajectory(request: Request) -> Response:
     if query.screenshots:
         state = _state_of(control, state.episode_id)
     records, breakdowns = _scored(control, state)
+    media = dict(control.manager.get(state.episode_id).media)
+    start = media.get(0)
+
+    def text_of(index: int) -> str | None:
+        recorded = media.get(index)
+        return recorded.observation_text if query.observations and recorded is not None else None
+
     response = TrajectoryResponse(
         episode_id=state.episode_id,
         task_id=state.task_id,
@@ -218,14 +254,48 @@ async def get_trajectory(request: Request) -> Response:
         max_steps=state.max_steps,
         reward_weights=control.weights_for(state.episode_id),
         steps=[
-            TrajectoryStep(**record.model_dump(), reward=breakdown)
+            TrajectoryStep(
+                **record.model_dump(), reward=breakdown,
+                screenshot_recorded=record.index in media and media[record.index].screenshot_png is not None,
+                observation_text=text_of(record.index),
+            )
             for record, breakdown in zip(records, breakdowns)
         ],
         cumulative_reward=cumulative_reward(breakdowns),
+        recording=_recording(control, state.episode_id),
+        start_screenshot_recorded=start is not None and start.screenshot_png is not None,
+        start_observation_text=text_of(0),
         screenshot_png_base64=screenshot,
         screenshot_error=screenshot_error,
     )
     return json_response(response)
+
+
+async def step_screenshot(request: Request) -> Response:
+    """The page as recorded after one step (0: after setup), for episodes created with
+    record_screenshots."""
+    control = control_state(request)
+    state = _state_of(control, request.path_params["episode_id"])
+    raw = request.path_params["index"]
+    index = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else -1
+    if not 0 <= index <= state.step_index:
+        raise ApiError(404, "step_not_found",
+                       f"episode {state.episode_id!r} has steps 0 to {state.step_index}, not {raw[:20]!r}")
+    recorded = control.manager.get(state.episode_id).media.get(index)
+    if recorded is None or recorded.screenshot_png is None:
+        if not _recording(control, state.episode_id).screenshots:
+            why = "the episode was not created with record_screenshots"
+        elif recorded is not None and recorded.screenshot_skipped:
+            why = recorded.screenshot_skipped
+        else:
+            why = "no screenshot was kept for this step"
+        raise ApiError(404, "screenshot_not_found", f"no screenshot of step {index}: {why}")
+    return Response(recorded.screenshot_png, media_type=PNG, headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def curriculum(request: Request) -> Response:
+    """Where `difficulty: "auto"` stands for every task it has seen."""
+    return json_response(control_state(request).curriculum.snapshot())
 
 
 async def end_episode(request: Request) -> Response:
@@ -291,6 +361,14 @@ OPERATIONS: tuple[Operation, ...] = (
               "Every step with its reward breakdown",
               {200: ("The steps so far, in order.", TrajectoryResponse)},
               query_model=TrajectoryQuery, tags=("episodes",)),
+    Operation("GET", EPISODE + "/steps/{index}/screenshot.png", step_screenshot, "get_step_screenshot",
+              "The page as recorded after one step",
+              {200: ("A PNG of the page after step `index` (0: after setup).", None),
+               404: ("No such episode or step, or no screenshot was kept for it (the episode was not "
+                     "created with record_screenshots, or the image went over a cap).", None)},
+              description="Only for episodes created with record_screenshots; the trajectory's "
+                          "`screenshot_recorded` says which steps have one.",
+              media_type=PNG, tags=("episodes",)),
     Operation("POST", EPISODE + "/end", end_episode, "end_episode",
               "End a running episode now (client_step_cap)",
               {200: ("The episode's state; an episode that had already ended keeps its reason.",
@@ -299,6 +377,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("DELETE", EPISODE, close_episode, "close_episode", "Close an episode and free its browser context",
               {200: ("The closed episode's final state; its record stays readable.", EpisodeStateResponse)},
               tags=("episodes",)),
+    Operation("GET", "/v1/curriculum", curriculum, "get_curriculum",
+              "Where difficulty \"auto\" stands, per task",
+              {200: ("The policy and, per task seen, the current difficulty and each level's window.",
+                     CurriculumResponse)},
+              tags=("curriculum",)),
     Operation("GET", "/metrics", metrics, "metrics", "Prometheus metrics",
               {200: ("Metrics in the Prometheus text format 0.0.4.", None)},
               media_type=CONTENT_TYPE, tags=("meta",)),

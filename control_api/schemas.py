@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from engine.records import EpisodeLimits, EpisodeStatus, FailureReason, StepRecord
 from engine.reward import RewardBreakdown, RewardWeights
@@ -95,12 +95,15 @@ class CreateEpisodeRequest(_Strict):
         {"task_id": "miniwob.click-test", "seed": 1, "max_steps": 5},
         {"task_id": "miniwob.enter-text", "max_steps": 10, "oracle_budget": 0,
          "reward_weights": {"step_penalty": 0.02, "delayed_penalty": 1.0}},
+        {"task_id": "custom.login-form", "difficulty": "auto", "record_screenshots": True},
     ]})
 
     task_id: str = Field(min_length=1, max_length=200, description="A task id from GET /v1/tasks.")
     seed: Seed | None = Field(default=None, description="Random when unset.")
     difficulty: str | None = Field(default=None, min_length=1, max_length=100,
-                                   description="One of the task's difficulties, when it has any.")
+                                   description="One of the task's difficulties, when it has any; or \"auto\" "
+                                               "to let the server's curriculum pick one (null for a task "
+                                               "without difficulties). See GET /v1/curriculum.")
     max_steps: StepCount | None = None
     max_invalid_actions: StepCount | None = None
     max_repeated_actions: RepeatCount | None = None
@@ -112,6 +115,11 @@ class CreateEpisodeRequest(_Strict):
     reward_weights: RewardWeights | None = Field(
         default=None, description="Weights of the reward rubric for this episode; unset fields keep their defaults."
     )
+    record_screenshots: JsonBool = Field(
+        default=False, description="Keep a PNG of the page after setup and after each step (capped in size and "
+                                   "count), and the observation text; served per step for replay.")
+    record_observations: JsonBool = Field(
+        default=False, description="Keep the observation text the agent got after each step (capped in size).")
 
     def limit_values(self) -> dict[str, Any]:
         """The EpisodeLimits fields this request sets."""
@@ -127,6 +135,8 @@ class CreatedEpisodeResponse(BaseModel):
     seed: int
     limits: EpisodeLimits
     reward_weights: RewardWeights
+    current_difficulty: str | None = Field(default=None, description="The difficulty the episode runs at.")
+    curriculum_variant_id: str | None = Field(default=None, description="Task, difficulty and variant drawn.")
 
 
 class EpisodeSummary(BaseModel):
@@ -138,6 +148,7 @@ class EpisodeSummary(BaseModel):
     success: bool
     failure_reason: FailureReason
     created_at: float
+    current_difficulty: str | None = None
 
 
 class EpisodeList(BaseModel):
@@ -167,6 +178,13 @@ class EpisodeConstraints(BaseModel):
     curriculum_variant_id: str | None
 
 
+class Recording(BaseModel):
+    """What the episode keeps per step for replay (see the create request)."""
+
+    screenshots: bool
+    observations: bool
+
+
 class EpisodeStateResponse(BaseModel):
     episode_id: str
     task_id: str
@@ -178,6 +196,12 @@ class EpisodeStateResponse(BaseModel):
     done: bool
     success: bool
     failure_reason: FailureReason
+    current_difficulty: str | None = Field(
+        default=None, description="The difficulty the episode runs at (the server's pick for \"auto\").")
+    difficulty_auto: bool = Field(default=False, description="Whether the curriculum picked the difficulty.")
+    curriculum_variant_id: str | None = Field(
+        default=None, description="\"<task>/<difficulty>/<variant>\" for tasks that declare variants.")
+    recording: Recording = Field(default_factory=lambda: Recording(screenshots=False, observations=False))
     constraints: EpisodeConstraints
     reward_weights: RewardWeights
     last_reward: RewardBreakdown | None = Field(description="The latest step's breakdown; null before any step.")
@@ -190,8 +214,13 @@ class EpisodeStateResponse(BaseModel):
 class TrajectoryQuery(_Strict):
     screenshots: bool = Field(
         default=False,
-        description="Add a PNG screenshot (base64) of the episode's current page. Only a running "
-                    "episode has a page to show; otherwise `screenshot_error` says why there is none.",
+        description="Add a PNG screenshot (base64) of the episode's current page. A running or ended "
+                    "episode has a page to show; a closed one has not, and `screenshot_error` says so.",
+    )
+    observations: bool = Field(
+        default=False,
+        description="Add each step's recorded observation text (episodes created with record_screenshots "
+                    "or record_observations).",
     )
 
 
@@ -199,6 +228,10 @@ class TrajectoryStep(StepRecord):
     """One step as recorded, with its reward breakdown."""
 
     reward: RewardBreakdown
+    screenshot_recorded: bool = Field(
+        default=False, description="Whether GET .../steps/{index}/screenshot.png has this step's image.")
+    observation_text: str | None = Field(
+        default=None, description="What the agent saw after this step (with ?observations=true and recording on).")
 
 
 class TrajectoryResponse(BaseModel):
@@ -212,8 +245,52 @@ class TrajectoryResponse(BaseModel):
     reward_weights: RewardWeights
     steps: list[TrajectoryStep]
     cumulative_reward: float
+    recording: Recording = Field(default_factory=lambda: Recording(screenshots=False, observations=False))
+    start_screenshot_recorded: bool = Field(
+        default=False, description="Whether GET .../steps/0/screenshot.png has the page as setup left it.")
+    start_observation_text: str | None = Field(
+        default=None, description="What the agent saw before its first step (with ?observations=true).")
     screenshot_png_base64: str | None = None
     screenshot_error: str | None = None
+
+
+# -- curriculum ------------------------------------------------------------------------
+
+
+class CurriculumPolicy(BaseModel):
+    """The thresholds of `difficulty: "auto"`; the defaults are what the server uses."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: int = Field(default=10, ge=1, le=1_000, description="Results kept per task and difficulty.")
+    promote_at: float = Field(default=0.8, ge=0.0, le=1.0,
+                              description="Move up when a full window's success rate is at least this.")
+    demote_at: float = Field(default=0.3, ge=0.0, le=1.0,
+                             description="Move down when a full window's success rate is at most this.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "CurriculumPolicy":
+        if self.demote_at >= self.promote_at:
+            raise ValueError("demote_at must be below promote_at")
+        return self
+
+
+class CurriculumLevel(BaseModel):
+    difficulty: str
+    results: int = Field(description="Results in this level's window (at most the policy's window).")
+    successes: int
+    success_rate: float | None = Field(description="successes / results; null while the window is empty.")
+
+
+class CurriculumTask(BaseModel):
+    task_id: str
+    current_difficulty: str = Field(description="What difficulty \"auto\" picks for this task now.")
+    levels: list[CurriculumLevel] = Field(description="The task's difficulties, easiest first.")
+
+
+class CurriculumResponse(BaseModel):
+    policy: CurriculumPolicy
+    tasks: list[CurriculumTask] = Field(description="Tasks the curriculum has seen (a result or an auto pick).")
 
 
 class EndEpisodeRequest(_Strict):
@@ -225,6 +302,10 @@ class EndEpisodeRequest(_Strict):
 __all__ = [
     "CreateEpisodeRequest",
     "CreatedEpisodeResponse",
+    "CurriculumLevel",
+    "CurriculumPolicy",
+    "CurriculumResponse",
+    "CurriculumTask",
     "EndEpisodeRequest",
     "EpisodeConstraints",
     "EpisodeList",
@@ -235,6 +316,7 @@ __all__ = [
     "FieldError",
     "HealthResponse",
     "LIMIT_FIELDS",
+    "Recording",
     "TaskInfo",
     "TaskList",
     "TrajectoryQuery",

@@ -189,8 +189,6 @@ class Episode:
         self._task = task
         self.curriculum_variant_id = getattr(task, "curriculum_variant_id", None)
         self.difficulty = getattr(task, "difficulty", None) or self.difficulty  # the task's default, if none was asked
-        if self.difficulty is None and getattr(task, "difficulty", None) in self.spec.difficulties:
-            self.difficulty = task.difficulty  # the task's own default: say which level really runs
         context, page = self.worker.take_context(locale=task.locale, timezone_id=task.timezone_id)
         self._context = context
         self.worker.episode_count += 1

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from engine.agent_view import Observation
 from engine.assets import AssetServer, miniwob_html_dir
 from engine.config import EngineConfig
-from engine.episode import Episode, EpisodeOverError, Oracle
+from engine.episode import Episode, EpisodeClosedError, EpisodeOverError, Oracle, Recording
 from engine.records import EpisodeLimits, EpisodeState, FailureReason, StepRecord
 from engine.worker import WorkerPool
 from tasks.registry import TaskRegistry, TaskSpec
@@ -29,6 +29,9 @@ T = TypeVar("T")
 
 MAX_SEED = 2**31 - 1
 CLOSED_EPISODES_KEPT = 1_000
+# Closed episodes past this many (newest kept) lose their recorded screenshots and
+# observation texts; their step records stay.
+RECORDINGS_KEPT = 100
 
 
 class EpisodeNotFoundError(KeyError):
@@ -78,6 +81,9 @@ class EpisodeManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
         self.on_step: list[Callable[[Episode, StepRecord], None]] = []
+        # Called once per episode when it stops running, whatever ended it: a step, the
+        # trainer's end, a close while running, a browser fault.
+        self.on_end: list[Callable[[Episode], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -109,6 +115,7 @@ class EpisodeManager:
         seed: int | None = None,
         limits: EpisodeLimits | None = None,
         difficulty: str | None = None,
+        recording: Recording | None = None,
     ) -> CreatedEpisode:
         spec = self.registry.get(task_id)
         if sum(1 for e in self._episodes.values() if e.running) >= self.config.max_open_episodes:
@@ -128,6 +135,7 @@ class EpisodeManager:
             worker=worker,
             oracle=self._oracle_factory(spec) if self._oracle_factory else None,
             difficulty=difficulty,
+            recording=recording,
         )
         worker.episode_count += 1  # reserve the slot while setup runs
         try:
@@ -135,8 +143,15 @@ class EpisodeManager:
                 worker.run(lambda _w: episode.setup()), timeout=self.config.setup_timeout_s + 5
             )
         except BaseException as error:
-            await asyncio.shield(worker.run(lambda _w: episode.close()))
-            raise EpisodeSetupError(f"setup of {task_id!r} failed: {type(error).__name__}: {error}") from error
+            closing = worker.submit(lambda _w: episode.close())
+            if isinstance(error, TimeoutError):
+                # The task's code may still be running on the worker: its close is queued behind
+                # it, and the caller is answered now, not whenever that code returns.
+                reason = f"it did not finish within {self.config.setup_timeout_s + 5:g} s"
+            else:
+                await asyncio.shield(asyncio.wrap_future(closing))
+                reason = f"{type(error).__name__}: {error}"
+            raise EpisodeSetupError(f"setup of {task_id!r} failed: {reason}") from error
         finally:
             worker.episode_count -= 1
         token = secrets.token_urlsafe(32)
@@ -162,17 +177,18 @@ class EpisodeManager:
         return list(self._episodes.values())
 
     async def close(self, episode_id: str) -> EpisodeState:
-        episode = self.get(episode_id)
-        async with self._locks[episode_id]:
-            await episode.worker.run(lambda _w: episode.close())
+        await self._serialized(episode_id, lambda episode: episode.close())
         self._tokens = {t: e for t, e in self._tokens.items() if e != episode_id}
-        return episode.state()
+        return self.get(episode_id).state()
 
     async def end(self, episode_id: str, reason: FailureReason) -> EpisodeState:
-        episode = self.get(episode_id)
-        async with self._locks[episode_id]:
-            await episode.worker.run(lambda _w: episode.end(reason))
-        return episode.state()
+        await self._serialized(episode_id, lambda episode: episode.end(reason))
+        return self.get(episode_id).state()
+
+    async def screenshot(self, episode_id: str) -> bytes:
+        """A PNG of the episode's page as it is now, while its context is open (running or
+        ended). Raises EpisodeClosedError once it is closed. Not a step."""
+        return await self._serialized(episode_id, lambda episode: episode.screenshot())
 
     # -- agent side ----------------------------------------------------------------------
 
@@ -193,9 +209,25 @@ class EpisodeManager:
 
     async def _serialized(self, episode_id: str, job: Callable[[Episode], T]) -> T:
         episode = self.get(episode_id)
-        async with self._locks[episode_id]:
-            result = await episode.worker.run(lambda _w: job(episode))
+        ended = False
+        try:
+            async with self._locks[episode_id]:
+                was_running = episode.running  # stable here: only jobs under this lock change it
+                try:
+                    result = await episode.worker.run(lambda _w: job(episode))
+                finally:
+                    ended = was_running and not episode.running
+        finally:
+            if ended:
+                self._notify_end(episode)
         return result
+
+    def _notify_end(self, episode: Episode) -> None:
+        for callback in self.on_end:
+            try:
+                callback(episode)
+            except Exception:  # noqa: BLE001 - observers must not break an episode
+                logger.exception("on_end callback failed")
 
     def _notify(self, episode: Episode, record: StepRecord) -> None:
         for callback in self.on_step:
@@ -211,6 +243,10 @@ class EpisodeManager:
         for episode_id in closed[: max(0, len(closed) - CLOSED_EPISODES_KEPT)]:
             self._episodes.pop(episode_id, None)
             self._locks.pop(episode_id, None)
+        for episode_id in closed[: max(0, len(closed) - RECORDINGS_KEPT)]:
+            episode = self._episodes.get(episode_id)
+            if episode is not None and episode.media:
+                episode.drop_media()
 
     async def _reap_idle(self) -> None:
         interval = min(30.0, self.config.idle_timeout_s / 2)
@@ -271,6 +307,7 @@ __all__ = [
     "AgentSession",
     "AgentStepResult",
     "CreatedEpisode",
+    "EpisodeClosedError",
     "EpisodeManager",
     "EpisodeNotFoundError",
     "EpisodeOverError",
