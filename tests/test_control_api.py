@@ -16,15 +16,21 @@ from typing import Any
 import httpx
 import pytest
 
+from control_api.auth import OPEN_ROUTES
 from control_api.body import MAX_BODY_BYTES
 from control_api.routes import OPERATIONS
 from control_api.schemas import LIMIT_FIELDS, CreateEpisodeRequest
+from control_api.viewer import FILES as VIEWER_FILES
 from engine.manager import MAX_SEED
 from engine.records import EpisodeLimits
 from engine.reward import TERM_NAMES, RewardWeights
 
 EPISODE_PATH = re.compile(r"\{episode_id\}")
-PROTECTED = [(op.method, EPISODE_PATH.sub("ep_0123456789abcdef", op.path)) for op in OPERATIONS if not op.public]
+PROTECTED = [(op.method, re.sub(r"\{index\}", "1", EPISODE_PATH.sub("ep_0123456789abcdef", op.path)))
+             for op in OPERATIONS if not op.public]
+# Besides these, only the viewer's static shell is served without the token (docs/viewer.md).
+NEAR_VIEWER = [("GET", "/viewer/"), ("GET", "/viewer/index.html"), ("GET", "/viewer/app.js.map"),
+               ("POST", "/viewer")]
 BAD_HEADERS = {
     "none": {},
     "wrong": {"Authorization": "Bearer not-the-token"},
@@ -80,13 +86,21 @@ def test_health_needs_no_token(live_server):
 
 
 @pytest.mark.parametrize("headers", list(BAD_HEADERS.values()), ids=list(BAD_HEADERS))
-@pytest.mark.parametrize(("method", "path"), PROTECTED + [("GET", "/nope"), ("POST", "/v1/health")],
-                         ids=[f"{m} {p}" for m, p in PROTECTED] + ["unknown route", "POST health"])
+@pytest.mark.parametrize(("method", "path"), PROTECTED + NEAR_VIEWER + [("GET", "/nope"), ("POST", "/v1/health")],
+                         ids=[f"{m} {p}" for m, p in PROTECTED + NEAR_VIEWER] + ["unknown route", "POST health"])
 def test_protected_routes_need_the_control_token(live_server, method, path, headers):
     response = httpx.request(method, live_server.control_url + path, headers=headers, json={"task_id": "x"})
     body = assert_error(response, 401, "unauthorized")
     assert response.headers["www-authenticate"] == "Bearer"
     assert "episode" not in body["detail"]
+
+
+def test_only_health_and_the_viewer_shell_are_open(live_server):
+    expected = {("GET", "/v1/health")} | {("GET", path) for path in VIEWER_FILES}
+    assert OPEN_ROUTES == expected | {("HEAD", path) for _method, path in expected}
+    for path in VIEWER_FILES:
+        response = httpx.get(live_server.control_url + path)
+        assert response.status_code == 200 and response.headers["x-frame-options"] == "DENY"
 
 
 def test_agent_token_is_not_a_control_token(live_server, http, episodes):

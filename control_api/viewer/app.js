@@ -178,7 +178,9 @@
       });
       series.push({ task, points });
     }
-    series.sort((a, b) => b.points.length - a.points.length || a.task.localeCompare(b.task));
+    // The tasks played most recently, so the plot follows what the trainer runs now.
+    const latest = (s) => s.points[s.points.length - 1].t;
+    series.sort((a, b) => latest(b) - latest(a) || a.task.localeCompare(b.task));
     return series.slice(0, MAX_TASKS_PLOTTED);
   }
 
