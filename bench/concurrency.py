@@ -1,8 +1,8 @@
 """Aggregate MCP actions per second with 1, 2, 4 and 8 episodes acting at once,
 and the resident memory each extra open episode costs.
 
-    python -m bench.concurrency                    # 1,2,4,8 parallel episodes, 20 s each
-    python -m bench.concurrency --quick            # 1,2 parallel episodes, 4 s each, memory up to 3
+    python -m bench.concurrency                    # 1,2,4,8 parallel episodes, 3 rounds of 10 s each
+    python -m bench.concurrency --quick            # 1,2 parallel episodes, 1 round of 4 s, memory up to 3
     python -m bench.concurrency --action noop --levels 1,4 --seconds 30
 
 Throughput: the whole server runs in this process (as in `bench.compare`); for
@@ -10,7 +10,9 @@ each level N, N episodes of a task that never ends by itself are created on the
 control API, N MCP clients connect over streamable HTTP with their agent tokens,
 and each acts in a closed loop (send a call, wait for its observation, send the
 next) for a fixed time. Actions completed after the warm-up and before the
-deadline are counted. The default action alternates `fill` on
+deadline are counted. The levels run in several rounds, alternately in
+ascending and descending order, and each level's median round is reported, so
+a machine whose load drifts during the run (a shared one) biases no level. The default action alternates `fill` on
 miniwob.enter-text between two texts (an action that changes the page, the
 task validation and a full observation every step); `--action noop` sends
 `noop` with `wait_ms=0` on miniwob.click-test-2 instead.
@@ -64,6 +66,7 @@ class Level:
     actions: int
     errors: int
     latencies_s: list[float] = field(default_factory=list)
+    round: int = 0
 
     @property
     def actions_per_second(self) -> float:
@@ -204,21 +207,34 @@ def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
 # -- reporting -------------------------------------------------------------------------------
 
 
+def median_rates(levels: Sequence[Level]) -> dict[int, float]:
+    """Each parallel level's median actions/s over its rounds."""
+    counts = sorted({lv.parallel for lv in levels})
+    return {n: stats.median([lv.actions_per_second for lv in levels if lv.parallel == n]) for n in counts}
+
+
 def report(levels: Sequence[Level], memory: Sequence[MemoryPoint], args: argparse.Namespace,
            elapsed_s: float) -> str:
     out = [
-        f"safebrowse concurrency: {args.action} on {ACTIONS[args.action]}, {args.seconds:.0f} s per level "
-        f"after {args.warmup:.0f} s warm-up, {args.workers or os.cpu_count()} browser workers",
+        f"safebrowse concurrency: {args.action} on {ACTIONS[args.action]}, {args.rounds} round(s) of "
+        f"{args.seconds:.0f} s per level after {args.warmup:g} s warm-up, "
+        f"{args.workers or os.cpu_count()} browser workers",
         f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
         f"at the end; run took {elapsed_s:.0f} s",
         "",
     ]
-    base = next((lv.actions_per_second for lv in levels if lv.parallel == 1), math.nan)
-    rows = [[str(lv.parallel), str(lv.actions), str(lv.errors), stats.fmt_num(lv.actions_per_second, 2),
-             stats.fmt_x(stats.ratio(lv.actions_per_second, base)), stats.fmt_ms(stats.median(lv.latencies_s)),
-             stats.fmt_ms(stats.p95(lv.latencies_s))] for lv in levels]
-    out.append(stats.table(["parallel", "actions", "errors", "actions/s", "vs 1", "latency p50", "latency p95"],
-                           rows))
+    rates = median_rates(levels)
+    base = rates.get(1, math.nan)
+    rows = []
+    for n, rate in rates.items():
+        mine = [lv for lv in levels if lv.parallel == n]
+        latencies = [s for lv in mine for s in lv.latencies_s]
+        rounds = " ".join(stats.fmt_num(lv.actions_per_second, 1) for lv in sorted(mine, key=lambda lv: lv.round))
+        rows.append([str(n), str(sum(lv.actions for lv in mine)), str(sum(lv.errors for lv in mine)),
+                     stats.fmt_num(rate, 2), rounds, stats.fmt_x(stats.ratio(rate, base)),
+                     stats.fmt_ms(stats.median(latencies)), stats.fmt_ms(stats.p95(latencies))])
+    out.append(stats.table(["parallel", "actions", "errors", "actions/s (median)", "each round", "vs 1",
+                            "latency p50", "latency p95"], rows))
     out.append("")
     if memory:
         out.append(stats.table(
@@ -231,8 +247,7 @@ def report(levels: Sequence[Level], memory: Sequence[MemoryPoint], args: argpars
                    f"USS {stats.fmt_num(uss_slope)} MB")
         out.append("")
     out.append("targets:")
-    four = next((lv.actions_per_second for lv in levels if lv.parallel == 4), math.nan)
-    scaling = stats.ratio(four, base)
+    scaling = stats.ratio(rates.get(4, math.nan), base)
     out.append(f"  4 parallel episodes at least {SCALING_TARGET}x the actions/s of 1:  {stats.fmt_x(scaling):>6}  "
                f"{_verdict(scaling, SCALING_TARGET, higher=True)}")
     if memory:
@@ -265,27 +280,34 @@ def _verdict(value: float, target: float, higher: bool) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.concurrency", description=__doc__.split("\n\n")[0])
     parser.add_argument("--levels", default=None, help="parallel episode counts, comma-separated (default 1,2,4,8)")
-    parser.add_argument("--seconds", type=float, default=None, help="measured seconds per level (default 20)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="measured seconds per level and round (default 10)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds over all levels (default 3)")
     parser.add_argument("--warmup", type=float, default=None, help="unmeasured seconds per level (default 3)")
     parser.add_argument("--action", choices=sorted(ACTIONS), default="fill")
     parser.add_argument("--memory-episodes", type=int, default=None,
                         help="open episodes one by one up to this many for the memory curve (default 8; 0 skips)")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds to wait before each memory reading")
     parser.add_argument("--workers", type=int, default=None, help="safebrowse browser workers (default: cores)")
-    parser.add_argument("--quick", action="store_true", help="levels 1,2 for 4 s each, memory up to 3 episodes")
+    parser.add_argument("--quick", action="store_true",
+                        help="levels 1,2, one round of 4 s each, memory up to 3 episodes")
     parser.add_argument("--json", default=None, help="also write the raw numbers to this file")
     args = parser.parse_args(argv)
     if args.quick:
         args.levels = args.levels or "1,2"
         args.seconds = args.seconds or 4.0
+        args.rounds = args.rounds or 1
         args.warmup = 1.0 if args.warmup is None else args.warmup
         args.memory_episodes = 3 if args.memory_episodes is None else args.memory_episodes
     args.levels = [int(x) for x in (args.levels or "1,2,4,8").split(",") if x.strip()]
-    args.seconds = args.seconds or 20.0
+    args.seconds = args.seconds or 10.0
+    args.rounds = args.rounds or 3
     args.warmup = 3.0 if args.warmup is None else args.warmup
     args.memory_episodes = 8 if args.memory_episodes is None else args.memory_episodes
     if any(level < 1 for level in args.levels):
         parser.error("levels must be at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     return args
 
 
@@ -303,10 +325,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         runner = client_loop.run(make_runner())
         timeout = args.seconds + args.warmup + 300
-        for index, parallel in enumerate(args.levels):
-            levels.append(client_loop.run(runner.level(parallel, args.seconds, args.warmup, 100 * (index + 1)),
-                                          timeout))
-            print(f"  {parallel} parallel: {levels[-1].actions_per_second:.2f} actions/s", file=sys.stderr, flush=True)
+        seed = 100
+        for round_index in range(args.rounds):
+            order = args.levels if round_index % 2 == 0 else list(reversed(args.levels))
+            for parallel in order:
+                seed += 100
+                level = client_loop.run(runner.level(parallel, args.seconds, args.warmup, seed), timeout)
+                level.round = round_index + 1
+                levels.append(level)
+                print(f"  round {level.round}, {parallel} parallel: {level.actions_per_second:.2f} actions/s",
+                      file=sys.stderr, flush=True)
         if args.memory_episodes:
             memory = client_loop.run(runner.memory_ramp(args.memory_episodes, 5_000, args.settle), 600)
         client_loop.run(runner.aclose())

@@ -70,7 +70,7 @@ def test_compare_quick_run_plays_the_same_episodes_on_both_sides(tmp_path):
 @pytest.mark.timeout(RUN_TIMEOUT_S + 20)
 def test_concurrency_quick_run_reports_throughput_and_memory(tmp_path):
     raw = tmp_path / "concurrency.json"
-    done = run_module("bench.concurrency", "--levels", "1,2", "--seconds", "2", "--warmup", "0.5",
+    done = run_module("bench.concurrency", "--levels", "1,2", "--rounds", "1", "--seconds", "2", "--warmup", "0.5",
                       "--memory-episodes", "2", "--settle", "0.5", "--json", str(raw))
     assert done.returncode == 0, done.stdout + done.stderr
 
