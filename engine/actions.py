@@ -28,10 +28,11 @@ def _id_as_text(value: object) -> object:
     return value
 
 
+# The validator comes last: placed before the Field, it would hide the pattern from the JSON schema.
 ElementId = Annotated[
     str,
-    BeforeValidator(_id_as_text),
     Field(pattern=ELEMENT_ID_PATTERN, description="Element id from the latest observation, e.g. '12'."),
+    BeforeValidator(_id_as_text),
 ]
 
 NAMED_KEYS = frozenset({

@@ -168,3 +168,13 @@ def test_a_declared_origin_cannot_redirect_to_an_undeclared_one(sec, episodes):
     seen = press(sec, episode, "link-chain")
     assert sec.chain.hits, "the declared redirector must be reachable for this test to mean anything"
     assert_stayed(sec, episode, seen, before)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Chromium opens a TCP connection to a navigation's origin before the route handler answers "
+    "it; no request is sent, but an undeclared IP literal's port sees the attempt"))
+def test_a_blocked_navigation_opens_no_connection(sec, episodes):
+    episode = episodes(ESCAPE_TASK)
+    before = sec.sink.connections
+    press(sec, episode, "link-http")
+    assert sec.sink.connections == before
