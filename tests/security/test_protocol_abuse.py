@@ -144,7 +144,8 @@ def test_a_flood_on_one_episode_is_rate_limited_and_others_are_not(sec, episodes
         statuses = [r.status_code for r in responses]
         assert set(statuses) <= {200, 429}, statuses
         refused = [r for r in responses if r.status_code == 429]
-        assert 10 <= statuses.count(200) <= 30 and len(refused) >= 50, statuses
+        # The burst, plus what the bucket refilled while the flood arrived (well under 8 s of it).
+        assert 10 <= statuses.count(200) <= 40 and len(refused) >= 40, statuses
         for response in refused:
             assert response.json()["error"] == "rate_limited"
             assert int(response.headers["retry-after"]) >= 1
@@ -189,9 +190,9 @@ def test_the_door_refuses_a_crowd_beyond_its_capacity(sec, episodes):
 
     async def crowd() -> tuple[list[httpx.Response], list[httpx.Response]]:
         async with httpx.AsyncClient(timeout=60) as client:
-            held = [asyncio.create_task(client.post(door.url, json=_call("noop", {"wait_ms": 2_500}),
+            held = [asyncio.create_task(client.post(door.url, json=_call("noop", {"wait_ms": 3_000}),
                                                     headers=_headers(h["agent_token"]))) for h in holders]
-            await asyncio.sleep(0.8)
+            await asyncio.sleep(1.0)
             probes = [await client.post(door.url, json=rpc("tools/list"), headers=_headers(late["agent_token"])),
                       await client.post(door.url, json=rpc("tools/list"), headers=JSON_HEADERS)]  # no token at all
             return list(await asyncio.gather(*held)), probes

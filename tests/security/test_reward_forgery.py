@@ -104,7 +104,9 @@ def test_a_custom_verdict_comes_from_server_side_state(sec, episodes):
     assert [call.data for call in task.calls] == [{"answer": "forged", "correct": True, "reward": 1}]
     assert answer not in payload
     state = sec.control.state(episode["episode_id"])
-    assert state["done"] and state["success"] is False and state["failure_reason"] == "task_failed"
+    # A task failure, named by the engine after the ending step (see engine/termination.py).
+    assert state["done"] and state["success"] is False
+    assert state["failure_reason"] in ("task_failed", "wrong_text", "wrong_target", "submission_failed"), state
     steps = sec.control.trajectory(episode["episode_id"])["steps"]
     assert len(steps) in (2, 3) and all(step["task_reward"] == 0.0 for step in steps)
     # The page looked solved to the agent; the verdict did not care.
