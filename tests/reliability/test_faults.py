@@ -17,7 +17,8 @@ import playwright.sync_api as pw
 import pytest
 from browsergym.core.task import AbstractBrowserTask
 
-from security.harness import JSON_HEADERS, PAGES, PAGES_PREFIX, TASKS_DIR, Control, add_spec, agent, play, rpc
+from security.harness import (JSON_HEADERS, PAGES, PAGES_PREFIX, TASKS_DIR, Control, add_spec, agent,
+                              descendants, play, rpc, survivors)
 from tasks.registry import TaskSpec
 
 SETUP_TIMEOUT_S = 3.0
@@ -169,6 +170,8 @@ def test_a_killed_browser_ends_its_episodes_and_the_worker_recovers(server, cont
 
     play(before())
     pid = server.run(worker.run(lambda w: w.browser_pid()))
+    browser_tree = descendants(pid)  # renderers, GPU and utility processes of that Chromium
+    assert browser_tree
     launches = worker.launches
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 20
@@ -197,6 +200,7 @@ def test_a_killed_browser_ends_its_episodes_and_the_worker_recovers(server, cont
     assert worker.launches == launches + 1
     new_pid = server.run(worker.run(lambda w: w.browser_pid()))
     assert new_pid != pid and _alive(new_pid)
+    assert survivors(browser_tree) == {}  # the killed browser's own processes went with it
     for episode in (first, second):
         assert control.close(episode["episode_id"])["status"] == "closed"
 

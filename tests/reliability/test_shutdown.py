@@ -14,46 +14,15 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from security.harness import TASKS_DIR, agent, play
+from security.harness import TASKS_DIR, agent, descendants, play, survivors
 
 READY_WITHIN_S = 120
 EXIT_WITHIN_S = 15
-
-
-def _processes() -> dict[int, tuple[int, str, str]]:
-    """pid -> (parent pid, start time, command line) for every process we can read."""
-    table: dict[int, tuple[int, str, str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if fields[0] in ("Z", "X"):
-            continue  # a zombie is dead; it only waits to be reaped
-        table[int(entry.name)] = (int(fields[1]), fields[19], command)
-    return table
-
-
-def _descendants(root: int) -> dict[int, tuple[int, str, str]]:
-    table = _processes()
-    found: dict[int, tuple[int, str, str]] = {}
-    frontier = [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, info in table.items():
-            if info[0] == parent and pid not in found:
-                found[pid] = info
-                frontier.append(pid)
-    return found
 
 
 @pytest.mark.slow
@@ -92,7 +61,7 @@ def test_sigterm_closes_browsers_and_exits_within_seconds(tmp_path):
                 await client.act("fill", {"id": client.id_of("notes"), "text": "mid-episode"})
 
         play(use())  # an episode is open, with its page loaded, when the signal comes
-        children = _descendants(process.pid)
+        children = descendants(process.pid)
         browsers = {pid: info for pid, info in children.items() if "chrom" in info[2].lower()}
         assert browsers, children
 
@@ -109,8 +78,7 @@ def test_sigterm_closes_browsers_and_exits_within_seconds(tmp_path):
     assert code == 0, "".join(output)[-3000:]
     assert took < EXIT_WITHIN_S
     time.sleep(0.5)  # orphans would have been re-parented by now, not gone
-    still = _processes()
-    left = {pid: info[2][:120] for pid, info in children.items() if pid in still and still[pid][1] == info[1]}
+    left = survivors(children)
     assert left == {}, f"left behind after exit: {left}"
     log = "".join(output)
     assert token not in log, "the control token reached the server's output"

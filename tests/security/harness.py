@@ -134,6 +134,46 @@ class UdpSink:
         self._socket.close()
 
 
+# -- processes ---------------------------------------------------------------------------------
+
+
+def processes() -> dict[int, tuple[int, str, str]]:
+    """pid -> (parent pid, start time, command line) of every live process, read from /proc."""
+    table: dict[int, tuple[int, str, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fields[0] in ("Z", "X"):
+            continue  # a zombie is dead; it only waits to be reaped
+        table[int(entry.name)] = (int(fields[1]), fields[19], command)
+    return table
+
+
+def descendants(root: int) -> dict[int, tuple[int, str, str]]:
+    """Every live process whose parent chain leads to `root`."""
+    table = processes()
+    found: dict[int, tuple[int, str, str]] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, info in table.items():
+            if info[0] == parent and pid not in found:
+                found[pid] = info
+                frontier.append(pid)
+    return found
+
+
+def survivors(earlier: dict[int, tuple[int, str, str]]) -> dict[int, str]:
+    """Those of `earlier` still alive (same pid and start time, so not a reused pid)."""
+    now = processes()
+    return {pid: info[2][:120] for pid, info in earlier.items() if pid in now and now[pid][1] == info[1]}
+
+
 # -- a test task that pays for escaping --------------------------------------------------------
 
 
