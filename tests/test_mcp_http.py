@@ -219,7 +219,7 @@ def test_invalid_calls_are_tool_errors_and_count_as_invalid_steps(live_server, e
     invalid_calls = [
         ("click", {"id": "9999"}, "Call observe for fresh element ids"),
         ("click", {"id": "7", "force": True}, "Extra inputs are not permitted"),
-        ("click", {"id": 7}, "valid string"),
+        ("click", {"id": True}, "valid string"),  # integer ids are taken as their digits; booleans are not
         ("click", {"id": "#search"}, "pattern"),
         ("fill", {"id": "6", "text": "x" * 10_001}, "10000"),
         ("press", {"key": "Hyper+a"}, "not allowed"),
