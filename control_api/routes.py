@@ -176,7 +176,7 @@ async def create_episode(request: Request) -> Response:
             spec = manager.registry.get(body.task_id)
             difficulty = control.curriculum.pick(spec.id, spec.difficulties)
         created = await manager.create(body.task_id, seed=body.seed, limits=limits, difficulty=difficulty,
-                                       recording=recording)
+                                       recording=recording, observe=False)
     except UnknownTaskError as error:
         control.metrics.create_errors["unknown_task"] += 1
         raise ApiError(404, "unknown_task", str(error), suggestions=error.suggestions) from None

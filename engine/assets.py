@@ -92,6 +92,7 @@ class AssetServer:
         class Handler(BaseHTTPRequestHandler):
             server_version = "safebrowse-assets"
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # small files, answered at once
             sys_version = ""
 
             def do_GET(self) -> None:  # noqa: N802 - http.server naming

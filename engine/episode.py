@@ -182,8 +182,13 @@ class Episode:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def setup(self) -> Observation:
-        """Open the context, run the task's setup, return the first observation."""
+    def setup(self, observe: bool = True) -> Observation | None:
+        """Open the context, run the task's setup, return the first observation.
+
+        With `observe=False` (a trainer creating an episode over HTTP, who is not shown
+        the page) the first observation is left for the agent's first call, unless the
+        episode is recorded.
+        """
         started = time.perf_counter()
         task = self.spec.factory(TaskContext(self.seed, self.asset_origin, self.difficulty))
         self._task = task
@@ -207,6 +212,8 @@ class Episode:
         self._settle()
         self._last_progress = self._progress()
         self.setup_ms = (time.perf_counter() - started) * 1000
+        if not observe and not (self.recording.screenshots or self.recording.observations):
+            return None
         observation = self._observe(error=None)
         self._record_media(0, observation.to_text())
         return observation

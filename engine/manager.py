@@ -53,7 +53,7 @@ class CreatedEpisode:
     agent_token: str
     task_id: str
     goal: str
-    observation: Observation
+    observation: Observation | None
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,10 @@ class EpisodeManager:
         limits: EpisodeLimits | None = None,
         difficulty: str | None = None,
         recording: Recording | None = None,
+        observe: bool = True,
     ) -> CreatedEpisode:
+        """Set a new episode up (a reset). `observe=False` skips the first observation,
+        for callers that do not show it (`CreatedEpisode.observation` is then None)."""
         spec = self.registry.get(task_id)
         if sum(1 for e in self._episodes.values() if e.running) >= self.config.max_open_episodes:
             raise TooManyEpisodesError(
@@ -140,7 +143,7 @@ class EpisodeManager:
         worker.episode_count += 1  # reserve the slot while setup runs
         try:
             observation = await asyncio.wait_for(
-                worker.run(lambda _w: episode.setup()), timeout=self.config.setup_timeout_s + 5
+                worker.run(lambda _w: episode.setup(observe)), timeout=self.config.setup_timeout_s + 5
             )
         except BaseException as error:
             closing = worker.submit(lambda _w: episode.close())

@@ -26,6 +26,10 @@ T = TypeVar("T")
 
 _STOP = object()
 
+# A spare context is warmed only after the worker has been idle this long: warming
+# takes a renderer start (~250 ms), and an agent's next action should not wait on it.
+SPARE_IDLE_S = 0.3
+
 
 class WorkerStoppedError(RuntimeError):
     pass
@@ -93,6 +97,10 @@ class BrowserWorker:
             if process.get("type") == "browser":
                 return int(process["id"])
         return None
+
+    @property
+    def has_spare(self) -> bool:
+        return bool(self._spares)
 
     def take_context(self, **options: object) -> tuple[pw.BrowserContext, pw.Page]:
         """A fresh context with one blank page, from the warm spares when possible.
@@ -171,7 +179,7 @@ class BrowserWorker:
     def _loop(self) -> None:
         while True:
             try:
-                item = self._jobs.get(timeout=0.05 if len(self._spares) < self.spare_target else None)
+                item = self._jobs.get(timeout=SPARE_IDLE_S if len(self._spares) < self.spare_target else None)
             except queue.Empty:
                 self._replenish()
                 continue
@@ -203,12 +211,16 @@ class WorkerPool:
 
     def __init__(self, config: EngineConfig) -> None:
         self.workers = [BrowserWorker(i, config) for i in range(config.workers)]
+        self._turn = 0
 
     async def start(self) -> None:
         await asyncio.gather(*(asyncio.wrap_future(w.start()) for w in self.workers))
 
     def pick(self) -> BrowserWorker:
-        return min(self.workers, key=lambda worker: worker.episode_count)
+        """Fewest episodes first; among equals, one with a warm spare context, then in turn."""
+        self._turn = (self._turn + 1) % len(self.workers)
+        order = self.workers[self._turn:] + self.workers[: self._turn]
+        return min(order, key=lambda worker: (worker.episode_count, not worker.has_spare))
 
     async def stop(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.workers))
