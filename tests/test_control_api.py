@@ -353,4 +353,6 @@ def test_schemathesis_finds_no_failures(live_server, http, tmp_path: Path):
     selected = re.search(r"(\d+) selected / (\d+) total", result.stdout)
     # Every operation but the document itself, which schemathesis leaves out.
     assert selected and selected.group(1) == selected.group(2) == str(len(OPERATIONS) - 1)
-    assert "No issues found" in result.stdout
+    # Exit code 0 is schemathesis' own verdict: no failed check. Warnings (which it may print
+    # instead of "No issues found", e.g. when a generated case only met 4xx answers) are not failures.
+    assert "FAILURES" not in result.stdout.upper().replace("NO FAILURES", ""), result.stdout[-3000:]
