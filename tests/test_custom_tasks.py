@@ -423,9 +423,10 @@ def test_builtin_tasks_are_registered_with_their_declarations():
         assert spec.family == "custom"
         assert spec.difficulties == ("easy", "medium", "hard")
         assert spec.hints and spec.description
-        ((prefix, folder),) = spec.asset_mounts
+        (prefix, folder), (shared_prefix, shared_folder) = spec.asset_mounts
         assert prefix == f"/tasks/{task_id.removeprefix('custom.')}/"
         assert (folder / "index.html").is_file() and not (folder / "task.py").exists()
+        assert shared_prefix == "/tasks-shared/" and (shared_folder / "style.css").is_file()
     assert registry.get("custom.settings-toggles").secret_selector == "#api-token"
 
 

@@ -18,7 +18,7 @@ import inspect
 import logging
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -98,8 +98,15 @@ def builtin_specs() -> list[TaskSpec]:
                 raise RuntimeError(
                     "built-in custom tasks failed to load: " + "; ".join(f"{e.path}: {e.reason}" for e in broken)
                 )
-            _builtin_cache = specs
+            # The built-in pages share one stylesheet, served once for all of them.
+            shared = ("/tasks-shared/", shared_assets_dir())
+            _builtin_cache = [replace(spec, asset_mounts=(*spec.asset_mounts, shared)) for spec in specs]
         return list(_builtin_cache)
+
+
+def shared_assets_dir() -> Path:
+    """Assets the built-in tasks share, served at /tasks-shared/."""
+    return Path(__file__).resolve().parent / "shared_assets"
 
 
 def load_task_folder(folder: Path) -> list[TaskSpec]:
