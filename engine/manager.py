@@ -57,6 +57,14 @@ class CreatedEpisode:
 
 
 @dataclass(frozen=True)
+class OracleReply:
+    """What an agent gets back from ask_oracle: a hint, or why there is none."""
+
+    answer: str
+    refused: bool
+
+
+@dataclass(frozen=True)
 class AgentStepResult:
     """What an agent gets back from an action: the new page and, if any, why it failed."""
 
@@ -296,19 +304,26 @@ class AgentSession:
         self._manager._notify(episode, record)
         return AgentStepResult(observation=observation, error=record.error)
 
-    async def ask_oracle(self, question: str) -> AgentStepResult | str:
+    async def ask_oracle(self, question: str) -> str:
+        """The oracle's hint, or the reason there is none."""
+        return (await self.consult_oracle(question)).answer
+
+    async def consult_oracle(self, question: str) -> "OracleReply":
+        """Like `ask_oracle`, saying also whether the question was refused (budget, bad input)."""
+
         def job(episode: Episode) -> tuple[str, StepRecord, Episode]:
             answer, record = episode.ask_oracle(question)
             return answer, record, episode
 
         answer, record, episode = await self._manager._serialized(self.episode_id, job)
         self._manager._notify(episode, record)
-        return answer
+        return OracleReply(answer=answer, refused=not record.valid)
 
 
 __all__ = [
     "AgentSession",
     "AgentStepResult",
+    "OracleReply",
     "CreatedEpisode",
     "EpisodeClosedError",
     "EpisodeManager",

@@ -276,10 +276,12 @@ def _ask_oracle_handler(resolve: SessionResolver) -> Handler:
                 # Malformed: let the engine parse it again so the invalid step is recorded.
                 result = await session.act("ask_oracle", arguments)
                 return error_result(result.error or "Invalid arguments for ask_oracle.")
-            answer = await session.ask_oracle(arguments["question"])
+            reply = await session.consult_oracle(arguments["question"])
         except (EpisodeOverError, EpisodeNotFoundError):
             return episode_over_result()
-        return CallToolResult(content=[TextContent(type="text", text=str(answer))])
+        if reply.refused:
+            return error_result(reply.answer)
+        return CallToolResult(content=[TextContent(type="text", text=reply.answer)])
 
     return ask_oracle
 

@@ -368,3 +368,33 @@ def test_mcp_agent_asks_the_default_hints_oracle(live_server):
     assert "dialog" in text.lower()
     assert_no_trainer_words(text)
     assert live_server.manager.state(created.episode_id).oracle_calls == 1
+
+
+def test_mcp_agent_past_the_budget_gets_a_tool_error(live_server):
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    from engine.records import EpisodeLimits
+
+    limits = EpisodeLimits(oracle_budget=1, end_on_oracle_budget=False)
+    created = live_server.run(live_server.manager.create("custom.settings-toggles", seed=3, limits=limits))
+
+    async def ask_twice() -> list[tuple[bool, str]]:
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {created.agent_token}"})
+        async with http, Client(streamable_http_client(live_server.mcp_url, http_client=http)) as client:
+            replies = []
+            for _ in range(2):
+                result = await client.call_tool("ask_oracle", {"question": "what should I toggle?"})
+                replies.append((result.is_error, result.content[0].text))
+            return replies
+
+    try:
+        (first_error, _), (second_error, second_text) = asyncio.run(ask_twice())
+        state = live_server.manager.state(created.episode_id)
+    finally:
+        live_server.run(live_server.manager.close(created.episode_id))
+    assert not first_error
+    assert second_error and "budget" in second_text
+    assert_no_trainer_words(second_text)
+    assert not state.done and state.oracle_calls == 2
