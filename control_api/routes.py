@@ -33,6 +33,7 @@ from control_api.schemas import (
     Recording,
     TaskInfo,
     TaskList,
+    TaskLoadProblem,
     TrajectoryQuery,
     TrajectoryResponse,
     TrajectoryStep,
@@ -48,6 +49,7 @@ from engine.manager import (
 from engine.records import EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason, StepRecord
 from engine.reward import RewardBreakdown, cumulative_reward, score_trajectory
 from safebrowse import __version__
+from tasks import custom as custom_tasks
 from tasks.registry import UnknownTaskError
 
 RETRY_AFTER_SECONDS = "5"
@@ -155,7 +157,8 @@ async def list_tasks(request: Request) -> Response:
         TaskInfo(id=spec.id, family=spec.family, description=spec.description, difficulties=list(spec.difficulties))
         for spec in registry
     ]
-    return json_response(TaskList(tasks=tasks))
+    problems = [TaskLoadProblem(path=error.path, reason=error.reason) for error in custom_tasks.load_errors]
+    return json_response(TaskList(tasks=tasks, load_errors=problems))
 
 
 async def create_episode(request: Request) -> Response:

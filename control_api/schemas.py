@@ -81,8 +81,17 @@ class TaskInfo(BaseModel):
     difficulties: list[str]
 
 
+class TaskLoadProblem(BaseModel):
+    """An operator task folder that was skipped at start."""
+
+    path: str
+    reason: str
+
+
 class TaskList(BaseModel):
     tasks: list[TaskInfo]
+    load_errors: list[TaskLoadProblem] = Field(
+        default_factory=list, description="Task folders that failed to load at start, and why; they are not listed.")
 
 
 # -- episodes ------------------------------------------------------------------------

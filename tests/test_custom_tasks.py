@@ -686,6 +686,8 @@ def test_operator_tasks_are_listed_by_the_control_api_and_broken_ones_are_not(op
     assert "custom.counter" in listed and "custom.login-form" in listed and "miniwob.click-test" in listed
     assert "custom.crashes" not in listed and "custom.no-assets" not in listed
     assert any(Path(e.path).name == "syntax-error" for e in custom.load_errors)
+    reported = {Path(problem["path"]).name: problem["reason"] for problem in response.json()["load_errors"]}
+    assert "syntax-error" in reported and reported["syntax-error"]
 
 
 @pytest.mark.parametrize("right", [True, False])
