@@ -8,29 +8,23 @@ setup), a low cap on open episodes (the 429), and its Chromium gets killed
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import secrets
 import signal
-import socket
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from browsergym.miniwob.all import ClickTestTask
 
-from control_api.app import build_app
 from engine.config import EngineConfig
 from engine.manager import EpisodeManager
 from engine.records import FailureReason
 from engine.reward import RewardWeights
-from safebrowse.loop import BackgroundLoop
 from tasks import default_registry
 from tasks.miniwob import MINIWOB_PREFIX
 from tasks.registry import TaskContext, TaskSpec
+from control_server import PrivateControlServer
 
 MAX_OPEN = 4
 
@@ -59,44 +53,16 @@ def hint_oracle(question: str, goal: str, observation_text: str, hints: tuple[st
     return f"Re-read the goal: {goal}"
 
 
-class PrivateServer:
-    """An engine plus the control API alone, on a free loopback port."""
+class PrivateServer(PrivateControlServer):
+    """An engine with an oracle, test-only tasks and a low episode cap, behind the control API alone."""
 
     def __init__(self) -> None:
-        self.loop = BackgroundLoop("control-failures")
         registry = default_registry()
         registry.add(_spec("test.validate-raises", ValidateRaisesTask))
         registry.add(_spec("test.setup-raises", SetupRaisesTask))
         registry.add(_spec("test.graded", ClickTestTask, difficulties=("easy", "hard")))
         config = EngineConfig(workers=1, max_open_episodes=MAX_OPEN)
-        self.manager = EpisodeManager(config, registry, oracle_factory=lambda spec: hint_oracle)
-        self.token = "ctl_" + secrets.token_urlsafe(16)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-        async def start() -> uvicorn.Server:
-            await self.manager.start()
-            app = build_app(self.manager, control_token=self.token, mcp_url="http://127.0.0.1:9/mcp")
-            server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-            self._serving = asyncio.create_task(server.serve(sockets=[sock]))
-            while not server.started:
-                await asyncio.sleep(0.02)
-            return server
-
-        self.server = self.loop.run(start(), 90)
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
-
-    def stop(self) -> None:
-        self.http.close()
-
-        async def stop() -> None:
-            self.server.should_exit = True
-            await self._serving
-            await self.manager.stop()
-
-        self.loop.run(stop(), 60)
-        self.loop.close()
+        super().__init__("control-failures", EpisodeManager(config, registry, oracle_factory=lambda spec: hint_oracle))
 
     # -- driving -------------------------------------------------------------------------
 
@@ -116,11 +82,6 @@ class PrivateServer:
 
     def ask(self, token: str, question: str) -> str:
         return self.loop.run(self.manager.agent_session(token).ask_oracle(question))
-
-    def state(self, episode_id: str) -> dict[str, Any]:
-        response = self.http.get(f"/v1/episodes/{episode_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
 
     def trajectory(self, episode_id: str) -> dict[str, Any]:
         response = self.http.get(f"/v1/episodes/{episode_id}/trajectory")

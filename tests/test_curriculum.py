@@ -3,24 +3,19 @@ follow a scripted agent's results on a built-in custom task, over real HTTP."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import socket
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from control_api.app import build_app
 from control_api.curriculum import Curriculum
 from control_api.schemas import CurriculumPolicy
 from engine.config import EngineConfig
 from engine.manager import EpisodeManager
-from safebrowse.loop import BackgroundLoop
 from tasks import default_registry
+from control_server import PrivateControlServer
 from test_custom_tasks import FAILERS, SOLVERS, EnginePlayer, Player
 
 TASK = "custom.table-search"
@@ -97,40 +92,12 @@ def test_tasks_are_independent_and_undeclared_levels_are_ignored():
 # -- a whole server -------------------------------------------------------------------------------
 
 
-class CurriculumServer:
+class CurriculumServer(PrivateControlServer):
     """The control API with a three-result window, over one engine worker."""
 
     def __init__(self) -> None:
-        self.loop = BackgroundLoop("curriculum-tests")
-        self.manager = EpisodeManager(EngineConfig(workers=1), default_registry())
-        self.token = "ctl_" + secrets.token_urlsafe(16)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-        async def start() -> uvicorn.Server:
-            await self.manager.start()
-            app = build_app(self.manager, control_token=self.token, mcp_url="http://127.0.0.1:9/mcp",
-                            curriculum=CurriculumPolicy(window=WINDOW))
-            server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-            self._serving = asyncio.create_task(server.serve(sockets=[sock]))
-            while not server.started:
-                await asyncio.sleep(0.02)
-            return server
-
-        self.server = self.loop.run(start(), 90)
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
-
-    def stop(self) -> None:
-        self.http.close()
-
-        async def stop() -> None:
-            self.server.should_exit = True
-            await self._serving
-            await self.manager.stop()
-
-        self.loop.run(stop(), 60)
-        self.loop.close()
+        manager = EpisodeManager(EngineConfig(workers=1), default_registry())
+        super().__init__("curriculum-tests", manager, curriculum=CurriculumPolicy(window=WINDOW))
 
     # Player's engine interface
     def run(self, coroutine, timeout: float = 120.0):
@@ -149,11 +116,6 @@ class CurriculumServer:
         policy(player)
         assert player.over, player.text()
         return self.state(created["episode_id"])
-
-    def state(self, episode_id: str) -> dict[str, Any]:
-        response = self.http.get(f"/v1/episodes/{episode_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
 
     def levels(self, task_id: str) -> tuple[str, dict[str, tuple[int, int]]]:
         """The task's current level and, per level, (results, successes) in its window."""
