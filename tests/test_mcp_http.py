@@ -12,21 +12,18 @@ import json
 import re
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import CallToolResult
 
 from engine.episode import EpisodeOverError
 from engine.manager import CreatedEpisode
 from engine.records import EpisodeLimits
 from mcp_server.http import build_app
+from mcp_agent import Agent, connect
 
 TRAINER_WORDS = ("reward", "success", "failure", "validator", "task_done", "task_message", "terminated", "trainer")
 EPISODE_OVER = str(EpisodeOverError())
@@ -37,51 +34,7 @@ INITIALIZE = {
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
-# -- a small scripted agent ---------------------------------------------------------------
-
-
-class Agent:
-    """Calls tools through a real MCP client and keeps every result as it came off the wire."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.transcript: list[dict[str, Any]] = []
-        self.page: dict[str, Any] = {}
-
-    async def call(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
-        result = await self.client.call_tool(tool, arguments)
-        self.transcript.append(result.model_dump(mode="json", by_alias=True, exclude_none=True))
-        if result.structured_content is not None:
-            self.page = result.structured_content
-        return result
-
-    async def act(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
-        result = await self.call(tool, arguments)
-        assert not result.is_error, result.content[0].text
-        return result
-
-    @property
-    def goal(self) -> str:
-        return self.page["goal"]
-
-    @property
-    def elements(self) -> list[dict[str, Any]]:
-        return self.page["elements"]
-
-    def find(self, role: str, text: str | None = None, **attributes: str) -> dict[str, Any]:
-        for element in self.elements:
-            if element["role"] != role or (text is not None and element["text"].strip() != text):
-                continue
-            if all(element["attributes"].get(key) == value for key, value in attributes.items()):
-                return element
-        raise AssertionError(f"no {role} {text!r} {attributes} in {self.elements}")
-
-
-@asynccontextmanager
-async def connect(url: str, token: str, mode: str = "auto"):
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
-    async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-        yield Agent(client)
+# -- scripted solutions ------------------------------------------------------------------
 
 
 def quoted(goal: str) -> list[str]:

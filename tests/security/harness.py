@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,11 +19,8 @@ from typing import Any
 import httpx
 import playwright.sync_api as pw
 from browsergym.core.task import AbstractBrowserTask
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp.types import CallToolResult
 
+from mcp_agent import Agent, connect as agent  # noqa: F401 - re-exported: the security tests use `async with agent(url, token)`
 from tasks.registry import TaskSpec
 
 HERE = Path(__file__).resolve().parent
@@ -312,47 +307,6 @@ class Control:
 
 
 # -- the agent's door --------------------------------------------------------------------------
-
-
-@dataclass
-class Agent:
-    """A real MCP client bound to one agent token; keeps every result as it came off the wire."""
-
-    client: Client
-    transcript: list[dict[str, Any]] = field(default_factory=list)
-    page: dict[str, Any] = field(default_factory=dict)
-
-    async def call(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
-        result = await self.client.call_tool(tool, arguments)
-        self.transcript.append(result.model_dump(mode="json", by_alias=True, exclude_none=True))
-        if result.structured_content is not None:
-            self.page = result.structured_content
-        return result
-
-    async def act(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
-        result = await self.call(tool, arguments)
-        assert not result.is_error, result.content[0].text
-        return result
-
-    def element(self, **attributes: str) -> dict[str, Any]:
-        """The element whose allow-listed attributes include all of these."""
-        for element in self.page["elements"]:
-            if all(element["attributes"].get(key) == value for key, value in attributes.items()):
-                return element
-        raise AssertionError(f"no element with {attributes}")
-
-    def id_of(self, html_id: str) -> str:
-        return self.element(id=html_id)["id"]
-
-    def wire(self) -> str:
-        return json.dumps(self.transcript, ensure_ascii=False)
-
-
-@asynccontextmanager
-async def agent(url: str, token: str, mode: str = "auto") -> AsyncIterator[Agent]:
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
-    async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-        yield Agent(client)
 
 
 def play(coroutine: Any, timeout: float = 180.0) -> Any:
