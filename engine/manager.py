@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -332,5 +332,3 @@ __all__ = [
     "EpisodeSetupError",
     "TooManyEpisodesError",
 ]
-
-_ = Awaitable  # re-exported type hints stay importable
