@@ -1,4 +1,4 @@
-"""The `safebrowse` command: serve both doors, run one episode over stdio, list tasks."""
+"""The `safebrowse` command: serve both doors, run one episode over stdio, list tasks, drive episodes."""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ import json
 import logging
 import os
 import signal
+import statistics
 import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from safebrowse import __version__
 from safebrowse.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from safebrowse.client import AsyncControlClient, EpisodeSpec, Policy
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -94,18 +101,24 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _control_client(args: argparse.Namespace):
-    from safebrowse.client import ControlClient
+def _control_token(args: argparse.Namespace) -> str:
+    """The control token: `--token` (where a command has it), SAFEBROWSE_CONTROL_TOKEN, or the server's token file."""
     from safebrowse.settings import default_token_file
 
-    token = os.environ.get("SAFEBROWSE_CONTROL_TOKEN")
+    token = getattr(args, "token", None) or os.environ.get("SAFEBROWSE_CONTROL_TOKEN")
     if not token:
         path = os.environ.get("SAFEBROWSE_TOKEN_FILE") or str(default_token_file())
         try:
             token = open(path, encoding="utf-8").read().strip()
         except OSError:
             raise SystemExit(f"no control token: set SAFEBROWSE_CONTROL_TOKEN or start the server first ({path})")
-    return ControlClient(args.control_url, token)
+    return token
+
+
+def _control_client(args: argparse.Namespace):
+    from safebrowse.client import ControlClient
+
+    return ControlClient(args.control_url, _control_token(args))
 
 
 def _print_model(model: object) -> None:
@@ -132,6 +145,183 @@ def cmd_episode(args: argparse.Namespace) -> int:
             sys.stderr.write(f"error: {error}\n")
             return 1
     return 0
+
+
+# -- rollout: scripted episodes against a running server --------------------------------------
+
+
+@dataclass
+class RolloutOutcome:
+    """One scripted episode as the rollout command reports it (and writes it with --json)."""
+
+    index: int
+    task_id: str
+    seed: int | None
+    episode_id: str | None = None
+    success: bool = False
+    total_reward: float = 0.0
+    failure_reason: str = ""
+    actions: int = 0
+    reset_ms: float | None = None
+    step_ms: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.error is None
+
+
+async def _play_one(control: "AsyncControlClient", index: int, spec: "EpisodeSpec",
+                    policy: "Policy") -> RolloutOutcome:
+    """One episode through the real doors, its failures caught so the other episodes keep going.
+
+    `arollout` runs one episode at a time here (the command does its own gating) so that
+    each finished episode can move the progress bar and an error ends only its episode.
+    `arollout` closes the episode even when it fails; the reset time (`setup_ms`) is read
+    from the closed episode's state, which the server keeps for its last 1,000 episodes.
+    """
+    from safebrowse.client import ControlAPIError, arollout
+
+    outcome = RolloutOutcome(index=index, task_id=spec.task_id, seed=spec.seed)
+    try:
+        batch = await arollout(control, [spec], policy)
+        (episode,) = batch.episodes
+        outcome.episode_id, outcome.seed = episode.episode_id, episode.seed
+        outcome.success, outcome.total_reward = episode.success, episode.total_reward
+        outcome.failure_reason, outcome.actions = episode.failure_reason, len(episode.actions)
+        outcome.step_ms = [step.action_ms + step.observation_ms + step.validate_ms for step in episode.steps]
+        try:
+            outcome.reset_ms = (await control.state(episode.episode_id)).setup_ms
+        except ControlAPIError:
+            pass  # forgotten already: the summary shows "-" rather than failing a played episode
+    except Exception as error:  # noqa: BLE001 - reported per episode, and the exit code says so
+        outcome.error = f"{type(error).__name__}: {error}".splitlines()[0]
+    return outcome
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _task_summary(outcomes: list[RolloutOutcome]) -> dict[str, object]:
+    done = [o for o in outcomes if o.completed]
+    successes = sum(1 for o in done if o.success)
+    return {
+        "episodes": len(outcomes),
+        "completed": len(done),
+        "errors": len(outcomes) - len(done),
+        "successes": successes,
+        "success_rate": successes / len(done) if done else None,
+        "mean_total_reward": statistics.fmean(o.total_reward for o in done) if done else None,
+        "reset_ms_median": _median([o.reset_ms for o in done if o.reset_ms is not None]),
+        "step_ms_median": _median([ms for o in done for ms in o.step_ms]),
+    }
+
+
+def _summary_table(summaries: dict[str, dict[str, object]]) -> str:
+    def ms(value: object) -> str:
+        return "-" if value is None else f"{value:.0f} ms"
+
+    header = ["task", "episodes", "errors", "success", "mean reward", "reset p50", "step p50"]
+    rows = [header]
+    for task_id, s in summaries.items():
+        rate = s["success_rate"]
+        success = f"{s['successes']}/{s['completed']}" + ("" if rate is None else f" ({rate:.0%})")
+        reward = "-" if s["mean_total_reward"] is None else f"{s['mean_total_reward']:+.3f}"
+        rows.append([task_id, str(s["episodes"]), str(s["errors"]), success, reward,
+                     ms(s["reset_ms_median"]), ms(s["step_ms_median"])])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    return "\n".join(lines)
+
+
+async def _rollout(args: argparse.Namespace, task_ids: list[str], token: str) -> int:
+    import httpx
+
+    from safebrowse.client import AsyncControlClient, ControlAPIError, EpisodeSpec
+    from safebrowse.progress import ProgressBar
+    from safebrowse.scripted import POLICIES
+
+    options = {"max_steps": args.max_steps} if args.max_steps else {}
+    # Episode k of every task before episode k+1 of any: a run cut short still covers each task.
+    specs = [EpisodeSpec(task_id, None if args.seed is None else args.seed + k, options)
+             for k in range(args.episodes) for task_id in task_ids]
+    started = time.perf_counter()
+    async with AsyncControlClient(args.control_url, token) as control:
+        try:
+            offered = {task.id for task in await control.tasks()}
+        except ControlAPIError as error:
+            sys.stderr.write(f"error: the control API at {args.control_url} refused: {error}\n")
+            return 1
+        except httpx.HTTPError as error:
+            sys.stderr.write(f"error: cannot reach the control API at {args.control_url}: {error!r}\n")
+            return 1
+        missing = [task_id for task_id in task_ids if task_id not in offered]
+        if missing:
+            sys.stderr.write(f"error: the server does not offer {', '.join(missing)}\n")
+            return 1
+
+        gate = asyncio.Semaphore(args.concurrency)
+        outcomes: list[RolloutOutcome] = []
+        with ProgressBar(len(specs), "rollout", enabled=args.progress) as bar:
+
+            async def one(index: int, spec: EpisodeSpec) -> None:
+                async with gate:
+                    outcome = await _play_one(control, index, spec, POLICIES[spec.task_id])
+                outcomes.append(outcome)
+                successes = sum(1 for o in outcomes if o.success)
+                status = "error" if outcome.error else ("ok" if outcome.success else "fail")
+                bar.advance(note=f"{outcome.task_id} {status}, {successes}/{len(outcomes)} ok")
+
+            await asyncio.gather(*(one(index, spec) for index, spec in enumerate(specs)))
+    elapsed = time.perf_counter() - started
+    outcomes.sort(key=lambda o: o.index)
+
+    summaries = {task_id: _task_summary([o for o in outcomes if o.task_id == task_id]) for task_id in task_ids}
+    summaries["overall"] = _task_summary(outcomes)
+    seeds = "server-chosen seeds" if args.seed is None else f"seeds {args.seed}..{args.seed + args.episodes - 1}"
+    print(f"rollout: {len(task_ids)} task(s) x {args.episodes} episode(s), {seeds}, "
+          f"concurrency {args.concurrency}, {elapsed:.1f} s")
+    print(_summary_table(summaries))
+    print("reset and step p50: the server's own setup and action+observation+validation times, median")
+    errors = [o for o in outcomes if not o.completed]
+    for outcome in errors[:5]:
+        sys.stderr.write(f"error: {outcome.task_id} seed {outcome.seed}: {outcome.error}\n")
+    if len(errors) > 5:
+        sys.stderr.write(f"error: ... and {len(errors) - 5} more\n")
+    if args.json:
+        report = {
+            "control_url": args.control_url, "tasks": task_ids, "episodes_per_task": args.episodes,
+            "seed": args.seed, "concurrency": args.concurrency, "max_steps": args.max_steps,
+            "elapsed_s": elapsed, "summary": summaries, "episodes": [asdict(o) for o in outcomes],
+        }
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=1)
+            handle.write("\n")
+    return 1 if errors else 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from safebrowse.scripted import POLICIES
+
+    task_ids = list(dict.fromkeys(t.strip() for t in args.tasks.split(",") if t.strip()))
+    if not task_ids:
+        sys.stderr.write("error: --tasks names no task\n")
+        return 2
+    unscripted = [task_id for task_id in task_ids if task_id not in POLICIES]
+    if unscripted:
+        sys.stderr.write(f"error: no scripted policy for {', '.join(unscripted)}; "
+                         f"tasks with one: {', '.join(sorted(POLICIES))}\n")
+        return 2
+    if args.episodes < 1 or args.concurrency < 1:
+        sys.stderr.write("error: --episodes and --concurrency must be at least 1\n")
+        return 2
+    if args.log_level != "DEBUG":
+        # One INFO line per HTTP request would bury the progress and the summary.
+        for name in ("httpx", "httpx2", "mcp"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    return asyncio.run(_rollout(args, task_ids, _control_token(args)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +371,23 @@ def build_parser() -> argparse.ArgumentParser:
         one = actions.add_parser(name, help=f"{name} of one episode")
         one.add_argument("episode_id")
     episode.set_defaults(func=cmd_episode)
+
+    rollout = sub.add_parser("rollout", help="play scripted episodes against a running server, with a summary")
+    rollout.add_argument("--control-url", default=os.environ.get("SAFEBROWSE_CONTROL_URL", "http://127.0.0.1:8001"))
+    rollout.add_argument("--token", default=None,
+                         help="control token (default: SAFEBROWSE_CONTROL_TOKEN, then the server's token file; "
+                              "prefer those, a flag shows in the process list)")
+    rollout.add_argument("--tasks", required=True,
+                         help="comma-separated task ids with a scripted policy, e.g. miniwob.click-test,miniwob.enter-text")
+    rollout.add_argument("--episodes", type=int, default=1, help="episodes per task (default 1)")
+    rollout.add_argument("--seed", type=int, default=None,
+                         help="first seed; episode k of a task uses seed+k (default: the server picks)")
+    rollout.add_argument("--concurrency", type=int, default=1, help="episodes at once (default 1)")
+    rollout.add_argument("--max-steps", type=int, default=None, help="the episodes' step limit (default: the server's)")
+    rollout.add_argument("--json", default=None, metavar="FILE", help="also write every episode and the summary here")
+    rollout.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                         help="a progress line on stderr (default: only when stderr is a terminal)")
+    rollout.set_defaults(func=cmd_rollout)
     return parser
 
 

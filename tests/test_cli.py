@@ -74,3 +74,54 @@ def test_settings_read_a_toml_file_under_env_and_flags(tmp_path: Path, monkeypat
     assert settings.control_port == 9201      # environment beats file
     assert settings.engine.workers == 3       # file beats default
     assert settings.engine.idle_timeout_s == 60
+
+
+def test_rollout_plays_scripted_episodes_and_reports_them(live_server, tmp_path: Path) -> None:
+    import re
+
+    env = {"SAFEBROWSE_CONTROL_TOKEN": live_server.control_token}
+    raw = tmp_path / "rollout.json"
+    tasks = ["miniwob.click-test", "miniwob.enter-text"]
+    result = run_cli("rollout", "--control-url", live_server.control_url, "--tasks", ",".join(tasks),
+                     "--episodes", "2", "--seed", "7", "--concurrency", "2", "--json", str(raw), "--progress",
+                     env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    report = json.loads(raw.read_text())
+    episodes = report["episodes"]
+    assert [(e["task_id"], e["seed"]) for e in episodes] == [
+        ("miniwob.click-test", 7), ("miniwob.enter-text", 7), ("miniwob.click-test", 8), ("miniwob.enter-text", 8)]
+    assert all(e["error"] is None and e["episode_id"] and e["actions"] >= 1 for e in episodes)
+    assert len({e["episode_id"] for e in episodes}) == 4
+    for task in tasks:
+        mine = [e for e in episodes if e["task_id"] == task]
+        summary = report["summary"][task]
+        assert summary["episodes"] == summary["completed"] == 2 and summary["errors"] == 0
+        assert summary["successes"] == sum(e["success"] for e in mine)
+        assert summary["reset_ms_median"] > 0 and summary["step_ms_median"] > 0
+        # The printed table says what the file says.
+        row = re.search(rf"^{re.escape(task)}\s+2\s+0\s+{summary['successes']}/2 ", result.stdout, re.MULTILINE)
+        assert row, result.stdout
+    assert report["summary"]["overall"]["successes"] == sum(e["success"] for e in episodes)
+    # The scripted policies solve these two tasks.
+    assert report["summary"]["overall"]["successes"] == 4
+    assert re.search(r"^overall\s+4\s+0\s+4/4 \(100%\)", result.stdout, re.MULTILINE), result.stdout
+
+    # Forced on a pipe: whole lines, no carriage returns, ending with the finished run.
+    progress = [line for line in result.stderr.splitlines() if line.startswith("rollout  ")]
+    assert progress and "\r" not in result.stderr, result.stderr
+    assert progress[-1].startswith("rollout  4/4  100%  elapsed "), progress
+    assert all(re.match(r"rollout  [1-4]/4  \d+%", line) for line in progress), progress
+
+    # Left to itself on a pipe, it stays quiet.
+    quiet = run_cli("rollout", "--control-url", live_server.control_url, "--tasks", "miniwob.click-test", env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "rollout  " not in quiet.stderr and re.search(r"^overall\s+1\s+0\s+1/1", quiet.stdout, re.MULTILINE)
+
+
+def test_rollout_refuses_tasks_without_a_scripted_policy() -> None:
+    result = run_cli("rollout", "--control-url", "http://127.0.0.1:9", "--tasks", "miniwob.click-test,miniwob.book-flight",
+                     env={"SAFEBROWSE_CONTROL_TOKEN": "unused"})
+    assert result.returncode == 2
+    assert "no scripted policy for miniwob.book-flight" in result.stderr
+    assert "miniwob.enter-text" in result.stderr  # the ones that have one are listed
