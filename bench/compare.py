@@ -37,6 +37,7 @@ from bench.live import LiveServer, start_server
 from bench.safebrowse_side import SIDE as SAFEBROWSE, SafebrowseSide
 from engine.assets import AssetServer, miniwob_html_dir
 from safebrowse.loop import BackgroundLoop
+from safebrowse.progress import ProgressBar
 from safebrowse.scripted import POLICIES
 
 DEFAULT_TASKS = (
@@ -159,6 +160,11 @@ class Bench:
                 side.episode(task_id, 10_000, POLICIES[task_id])
 
     def run(self) -> None:
+        total = len(self.args.tasks) * self.args.episodes * (1 + len(self.browsergym))
+        with ProgressBar(total, "compare", enabled=self.args.progress) as bar:
+            self._run(bar)
+
+    def _run(self, bar: ProgressBar) -> None:
         for task_id in self.args.tasks:
             for k in range(self.args.episodes):
                 seed = self.args.seed + k
@@ -170,7 +176,10 @@ class Bench:
                     result = play()
                     self.results.append(result)
                     if self.args.verbose:
-                        print(_episode_line(result), file=sys.stderr, flush=True)
+                        bar.write(_episode_line(result))
+                    successes = sum(1 for r in self.results if r.success)
+                    status = "error" if result.error else ("ok" if result.success else "fail")
+                    bar.advance(note=f"{result.side} {task_id} {status}, {successes}/{len(self.results)} ok")
             for side in self.browsergym:
                 # BrowserEnv frees an episode's browsers at the next reset; the last ones go here.
                 closing = side.close_task(task_id)
@@ -289,6 +298,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=None, help="safebrowse browser workers (default: cores)")
     parser.add_argument("--json", default=None, help="also write every episode's raw numbers to this file")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each episode as it finishes")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="a progress line on stderr (default: only when stderr is a terminal)")
     args = parser.parse_args(argv)
     if args.quick:
         args.tasks = args.tasks or ",".join(QUICK_TASKS)

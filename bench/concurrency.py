@@ -49,6 +49,7 @@ from bench.live import LiveServer, start_server
 from bench.memory import TreeMemory, tree_memory
 from safebrowse.client import AsyncControlClient
 from safebrowse.loop import BackgroundLoop
+from safebrowse.progress import ProgressBar
 
 SCALING_TARGET = 1.6  # 4 parallel episodes vs 1
 MEMORY_TARGET_MB = 80.0
@@ -292,6 +293,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="levels 1,2, one round of 4 s each, memory up to 3 episodes")
     parser.add_argument("--json", default=None, help="also write the raw numbers to this file")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="a progress line on stderr (default: only when stderr is a terminal)")
     args = parser.parse_args(argv)
     if args.quick:
         args.levels = args.levels or "1,2"
@@ -326,17 +329,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = client_loop.run(make_runner())
         timeout = args.seconds + args.warmup + 300
         seed = 100
-        for round_index in range(args.rounds):
-            order = args.levels if round_index % 2 == 0 else list(reversed(args.levels))
-            for parallel in order:
-                seed += 100
-                level = client_loop.run(runner.level(parallel, args.seconds, args.warmup, seed), timeout)
-                level.round = round_index + 1
-                levels.append(level)
-                print(f"  round {level.round}, {parallel} parallel: {level.actions_per_second:.2f} actions/s",
-                      file=sys.stderr, flush=True)
-        if args.memory_episodes:
-            memory = client_loop.run(runner.memory_ramp(args.memory_episodes, 5_000, args.settle), 600)
+        # One unit per level run, and one for the memory curve.
+        total = args.rounds * len(args.levels) + (1 if args.memory_episodes else 0)
+        with ProgressBar(total, "concurrency", enabled=args.progress) as bar:
+            for round_index in range(args.rounds):
+                order = args.levels if round_index % 2 == 0 else list(reversed(args.levels))
+                for parallel in order:
+                    seed += 100
+                    level = client_loop.run(runner.level(parallel, args.seconds, args.warmup, seed), timeout)
+                    level.round = round_index + 1
+                    levels.append(level)
+                    bar.write(f"  round {level.round}, {parallel} parallel: {level.actions_per_second:.2f} actions/s")
+                    bar.advance(note=f"round {level.round}/{args.rounds}, {parallel} parallel done")
+            if args.memory_episodes:
+                memory = client_loop.run(runner.memory_ramp(args.memory_episodes, 5_000, args.settle), 600)
+                bar.advance(note=f"memory curve up to {args.memory_episodes} open episodes done")
         client_loop.run(runner.aclose())
     finally:
         client_loop.close()
