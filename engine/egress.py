@@ -16,6 +16,10 @@ import re
 import playwright.sync_api as pw
 
 
+# Called with (url, kind, page) for every request, navigation or download stopped.
+BlockedCallback = Callable[[str, str, "pw.Page | None"], None]
+
+
 def origin_of(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme in ("http", "https") and parts.hostname:
@@ -42,8 +46,12 @@ def _url_prefix(origin: str) -> str:
 class EgressGuard:
     """Allows requests to a fixed set of origins and records the rest."""
 
-    def __init__(self, allowed_origins: list[str], on_blocked: Callable[[str, str, pw.Page | None], None]) -> None:
+    def __init__(self, allowed_origins: list[str], on_blocked: BlockedCallback) -> None:
         self.allowed = frozenset(origin_of(origin) for origin in allowed_origins)
+        self._on_blocked = on_blocked
+
+    def rebind(self, on_blocked: BlockedCallback) -> None:
+        """Report to a new owner: a warm context's guard keeps routing when an episode takes it."""
         self._on_blocked = on_blocked
 
     def allows(self, url: str) -> bool:

@@ -171,7 +171,7 @@ class Episode:
         self._context: pw.BrowserContext | None = None
         self._page: pw.Page | None = None
         self._cdp: dict[pw.Page, pw.CDPSession] = {}
-        self._guard = EgressGuard([asset_origin, *spec.extra_origins], self._on_blocked)
+        self._guard: EgressGuard | None = None  # installed with the context, in setup
         self._blocked: list[BlockedRequest] = []
         self._new_pages: list[pw.Page] = []
         self._pages_sent_away: set[pw.Page] = set()
@@ -194,13 +194,20 @@ class Episode:
         self._task = task
         self.curriculum_variant_id = getattr(task, "curriculum_variant_id", None)
         self.difficulty = getattr(task, "difficulty", None) or self.difficulty  # the task's default, if none was asked
-        context, page = self.worker.take_context(locale=task.locale, timezone_id=task.timezone_id)
+        lease = self.worker.take_context(
+            [self.asset_origin, *self.spec.extra_origins],
+            self._on_blocked,
+            preload_url=self.asset_origin + self.spec.preload_path if self.spec.preload_path else None,
+            viewport=task.viewport,
+            locale=task.locale,
+            timezone_id=task.timezone_id,
+        )
+        context, page = lease.context, lease.page
         self._context = context
+        self._guard = lease.guard
         self.worker.episode_count += 1
         context.set_default_timeout(self.config.setup_timeout_s * 1000)
-        self._guard.install(context)
         context.on("page", self._on_new_page)
-        page.set_viewport_size(task.viewport)
         self._page = page
         goal, _info = task.setup(page=self._page)
         self.goal = _goal_text(goal)
@@ -567,7 +574,7 @@ class Episode:
 
     def _settle(self) -> None:
         """Wait for navigations the action started, then keep every tab on allowed origins."""
-        assert self._context is not None
+        assert self._context is not None and self._guard is not None
         try:
             # One round trip through the renderer: by the time it returns, a navigation
             # or popup the action started has reached the egress guard.

@@ -82,7 +82,7 @@ class EpisodeManager:
         self.config = config
         self.registry = registry
         self.assets = AssetServer(config.asset_host, config.asset_port)
-        self.pool = WorkerPool(config)
+        self.pool = WorkerPool(config, self.assets.origin)
         self._oracle_factory = oracle_factory
         self._episodes: OrderedDict[str, Episode] = OrderedDict()
         self._tokens: dict[str, str] = {}
@@ -135,7 +135,7 @@ class EpisodeManager:
             )
         if difficulty is not None and spec.difficulties and difficulty not in spec.difficulties:
             raise ValueError(f"task {task_id!r} has difficulties {list(spec.difficulties)}, not {difficulty!r}")
-        worker = self.pool.pick()
+        worker = self.pool.pick(self.assets.origin + spec.preload_path if spec.preload_path else None)
         episode = Episode(
             episode_id="ep_" + secrets.token_hex(8),
             spec=spec,

@@ -14,12 +14,14 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import playwright.sync_api as pw
 from playwright.sync_api import sync_playwright
 
 from engine.config import CHROMIUM_FLAGS, EngineConfig, find_chromium
+from engine.egress import BlockedCallback, EgressGuard, origin_of
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,12 +37,45 @@ class WorkerStoppedError(RuntimeError):
     pass
 
 
+@dataclass
+class LeasedContext:
+    """A browser context handed to one episode, its egress guard already routing it."""
+
+    context: pw.BrowserContext
+    page: pw.Page
+    guard: EgressGuard
+
+
+@dataclass
+class _Spare:
+    """A context warmed while the worker was idle, guarded from its first request.
+
+    `url` is the task page its tab has already loaded, if any: the page the
+    worker's last episode started on, which the next one most likely wants too
+    (a trainer resets the same task over many seeds).
+    """
+
+    context: pw.BrowserContext
+    page: pw.Page
+    guard: EgressGuard
+    url: str | None
+
+    @property
+    def usable(self) -> bool:
+        return self.context.browser is not None and self.context.browser.is_connected() and not self.page.is_closed()
+
+
+def _blocked_while_warming(url: str, kind: str, page: pw.Page | None) -> None:
+    logger.warning("a warm spare context tried to reach %s (%s); blocked", url, kind)
+
+
 class BrowserWorker:
     """Hosts several episodes, each in its own browser context of one Chromium."""
 
-    def __init__(self, index: int, config: EngineConfig) -> None:
+    def __init__(self, index: int, config: EngineConfig, asset_origin: str) -> None:
         self.index = index
         self.config = config
+        self.asset_origin = asset_origin
         self.episode_count = 0
         self.launches = 0
         self._executable = find_chromium(config.chromium_path)
@@ -50,8 +85,11 @@ class BrowserWorker:
         self._playwright: pw.Playwright | None = None
         self._browser: pw.Browser | None = None
         self._stopped = False
-        self._spares: list[tuple[pw.BrowserContext, pw.Page]] = []
+        self._spares: list[_Spare] = []
         self.spare_target = 1
+        # What the last episode on this worker started on: the next spare preloads it.
+        self._last_url: str | None = None
+        self._last_viewport: dict[str, int] | None = None
 
     # -- any thread -----------------------------------------------------------------
 
@@ -102,34 +140,73 @@ class BrowserWorker:
     def has_spare(self) -> bool:
         return bool(self._spares)
 
-    def take_context(self, **options: object) -> tuple[pw.BrowserContext, pw.Page]:
-        """A fresh context with one blank page, from the warm spares when possible.
+    def has_spare_at(self, url: str | None) -> bool:
+        return url is not None and any(spare.url == url for spare in self._spares)
+
+    def take_context(
+        self,
+        allowed_origins: list[str],
+        on_blocked: BlockedCallback,
+        *,
+        preload_url: str | None = None,
+        viewport: dict[str, int] | None = None,
+        locale: str | None = None,
+        timezone_id: str | None = None,
+    ) -> LeasedContext:
+        """A fresh context with one page and the episode's egress guard, warm when possible.
 
         Opening a context and its first page costs a renderer start (~200 ms on
-        two cores); doing that while the worker is idle takes it off reset's path.
-        Tasks that ask for a locale or time zone get a context made to measure.
+        two cores), and a MiniWoB page's first load another ~80 ms; doing both
+        while the worker is idle takes them off reset's path. A spare is only
+        handed out when its guard allows exactly the episode's origins (then the
+        guard is rebound to the episode, with no gap in routing); tasks with other
+        origins, a locale or a time zone get a context made to measure.
         """
-        if not any(options.values()):
+        self._last_url, self._last_viewport = preload_url, viewport
+        allowed = frozenset(origin_of(origin) for origin in allowed_origins)
+        if not locale and not timezone_id and allowed == frozenset({origin_of(self.asset_origin)}):
+            self._spares.sort(key=lambda spare: spare.url == preload_url)  # a matching page last, popped first
             while self._spares:
-                context, page = self._spares.pop()
-                if context.browser is not None and context.browser.is_connected() and not page.is_closed():
-                    return context, page
-        return self._new_context(**options)
+                spare = self._spares.pop()
+                if not spare.usable:
+                    continue
+                spare.guard.rebind(on_blocked)
+                if viewport and spare.page.viewport_size != viewport:
+                    spare.page.set_viewport_size(viewport)  # type: ignore[arg-type]
+                return LeasedContext(spare.context, spare.page, spare.guard)
+        guard = EgressGuard(allowed_origins, on_blocked)
+        context, page = self._new_context(guard, viewport=viewport, locale=locale, timezone_id=timezone_id)
+        return LeasedContext(context, page, guard)
 
-    def _new_context(self, **options: object) -> tuple[pw.BrowserContext, pw.Page]:
+    def _new_context(self, guard: EgressGuard, **options: object) -> tuple[pw.BrowserContext, pw.Page]:
         context = self.browser.new_context(
             accept_downloads=False,
             service_workers="block",
             **{key: value for key, value in options.items() if value},
         )
+        guard.install(context)
         return context, context.new_page()
 
     def _replenish(self) -> None:
-        if len(self._spares) < self.spare_target:
+        if len(self._spares) >= self.spare_target:
+            return
+        guard = EgressGuard([self.asset_origin], _blocked_while_warming)
+        try:
+            context, page = self._new_context(guard, viewport=self._last_viewport)
+        except pw.Error:
+            logger.warning("worker %d could not warm a spare context", self.index)
+            return
+        url: str | None = None
+        if self._last_url is not None:
             try:
-                self._spares.append(self._new_context())
+                # Only until the document commits: its scripts and styles load in Chromium
+                # while this thread serves other jobs; the task's setup waits for "load".
+                page.goto(self._last_url, wait_until="commit", timeout=self.config.setup_timeout_s * 1000)
+                url = self._last_url
             except pw.Error:
-                logger.warning("worker %d could not warm a spare context", self.index)
+                # Still a usable blank context; the episode navigates itself.
+                logger.warning("worker %d could not preload %s", self.index, self._last_url)
+        self._spares.append(_Spare(context, page, guard, url))
 
     def _launch(self) -> None:
         assert self._playwright is not None
@@ -161,9 +238,9 @@ class BrowserWorker:
                     return
                 self._ready.set_result(None)
                 self._loop()
-                for context, _page in self._spares:
+                for spare in self._spares:
                     try:
-                        context.close()
+                        spare.context.close()
                     except pw.Error:
                         pass
                 if self._browser is not None and self._browser.is_connected():
@@ -209,18 +286,22 @@ class BrowserWorker:
 class WorkerPool:
     """A fixed set of workers; each new episode goes to the least loaded one."""
 
-    def __init__(self, config: EngineConfig) -> None:
-        self.workers = [BrowserWorker(i, config) for i in range(config.workers)]
+    def __init__(self, config: EngineConfig, asset_origin: str) -> None:
+        self.workers = [BrowserWorker(i, config, asset_origin) for i in range(config.workers)]
         self._turn = 0
 
     async def start(self) -> None:
         await asyncio.gather(*(asyncio.wrap_future(w.start()) for w in self.workers))
 
-    def pick(self) -> BrowserWorker:
-        """Fewest episodes first; among equals, one with a warm spare context, then in turn."""
+    def pick(self, preload_url: str | None = None) -> BrowserWorker:
+        """Fewest episodes first; among equals, one whose warm spare already shows the
+        task's page, then one with any warm spare, then in turn."""
         self._turn = (self._turn + 1) % len(self.workers)
         order = self.workers[self._turn:] + self.workers[: self._turn]
-        return min(order, key=lambda worker: (worker.episode_count, not worker.has_spare))
+        return min(
+            order,
+            key=lambda worker: (worker.episode_count, not worker.has_spare_at(preload_url), not worker.has_spare),
+        )
 
     async def stop(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.workers))

@@ -2,19 +2,91 @@
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import playwright.sync_api as pw
 from browsergym.miniwob import ALL_MINIWOB_TASKS
 from browsergym.miniwob.base import AbstractMiniwobTask
 
 from tasks.registry import TaskContext, TaskSpec
 
 MINIWOB_PREFIX = "/miniwob/"
+SETUP_SCRIPT = Path(__file__).with_name("miniwob_setup.js")
+# BrowserGym's zoom for visual agents, kept so the task object looks as BrowserGym leaves it.
+SCALE_FACTOR = 1.5
+
+
+@cache
+def _setup_script() -> str:
+    return SETUP_SCRIPT.read_text(encoding="utf-8")
+
+
+class OneCallSetup:
+    """BrowserGym's MiniWoB setup in one page call, on a page that may already be loaded.
+
+    BrowserGym's own `setup` navigates, then makes five separate page calls (hide the
+    display, seed and start, wait for readiness with a per-frame poll, read the goal,
+    read the globals). This does the same work in the same order with the same seed
+    draw, so goals match BrowserGym's for every seed, but in one call; and it skips the
+    navigation when the worker has already loaded the task's page into a warm context
+    (a fresh load that nothing has touched: MiniWoB only shows its start cover on load).
+    """
+
+    url: str
+    remove_human_display: bool
+    episode_max_time: int
+    page: pw.Page
+
+    def setup(self, page: pw.Page) -> tuple[str, dict[str, Any]]:
+        self.page = page
+        if page.url == self.url:
+            page.wait_for_load_state("load")  # a preloaded page may still be loading
+        else:
+            page.goto(self.url)
+        started = page.evaluate(
+            _setup_script(),
+            {
+                "removeHumanDisplay": self.remove_human_display,
+                "seed": self.random.randint(0, 1000000),  # type: ignore[attr-defined]
+                "episodeMaxTime": self.episode_max_time,
+            },
+        )
+        page._bgym_scale_factor = SCALE_FACTOR  # type: ignore[attr-defined]
+        if not started["ready"]:
+            page.wait_for_function("() => WOB_TASK_READY", polling=10)
+            return self._get_goal(), self._get_info()  # type: ignore[attr-defined]
+        reward, raw_reward, reason, done, episode_id, ready = started["info"]
+        info = {
+            "REWARD_GLOBAL": reward,
+            "RAW_REWARD_GLOBAL": raw_reward,
+            "REWARD_REASON": reason,
+            "DONE_GLOBAL": done,
+            "EPISODE_ID": episode_id,
+            "TASK_READY": ready,
+        }
+        return started["goal"], info
+
+
+def task_class_for(task_class: type[AbstractMiniwobTask]) -> type[AbstractMiniwobTask]:
+    """The class an episode runs: BrowserGym's, with the one-call setup when it fits.
+
+    Tasks whose class overrides `setup` (to rewrite how the goal is read) keep
+    BrowserGym's own setup, which their override calls.
+    """
+    if task_class.setup is not AbstractMiniwobTask.setup:
+        return task_class
+    return type(task_class.__name__, (OneCallSetup, task_class), {"__module__": __name__})
 
 
 def _factory(task_class: type[AbstractMiniwobTask]):
+    runnable = task_class_for(task_class)
+
     def build(context: TaskContext) -> AbstractMiniwobTask:
         # MiniWoB pages load ../core/*.js, so the package's whole html/ folder is
         # mounted at the asset server's root and the tasks live under /miniwob/.
-        return task_class(seed=context.seed, base_url=context.asset_origin + MINIWOB_PREFIX)
+        return runnable(seed=context.seed, base_url=context.asset_origin + MINIWOB_PREFIX)
 
     return build
 
@@ -26,6 +98,7 @@ def specs() -> list[TaskSpec]:
             family="miniwob",
             description=task_class.desc,
             factory=_factory(task_class),
+            preload_path=MINIWOB_PREFIX + task_class.subdomain + ".html",
         )
         for task_class in ALL_MINIWOB_TASKS
     ]

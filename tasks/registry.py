@@ -35,6 +35,9 @@ class TaskSpec:
     extra_origins: tuple[str, ...] = ()
     hints: tuple[str, ...] = ()
     asset_mounts: tuple[tuple[str, Path], ...] = field(default=())
+    # The page (a path on the asset server) the task's setup starts on, when it is the
+    # same for every seed: a worker may load it into a warm context before it is asked.
+    preload_path: str | None = None
 
 
 class UnknownTaskError(KeyError):

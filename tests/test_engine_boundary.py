@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +95,20 @@ def test_requests_to_other_origins_are_blocked_and_recorded(harness: Harness, co
         assert all(tab.url.startswith(origin + "/") or tab.url == "about:blank" for tab in observation.tabs)
     blocked = [b for record in harness.manager.trajectory(created.episode_id) for b in record.blocked]
     assert any(blocked_fragment in b.url for b in blocked), blocked
+    harness.run(harness.manager.close(created.episode_id))
+
+
+def test_a_warm_context_keeps_its_guard_and_reports_to_the_episode_that_takes_it(harness: Harness) -> None:
+    worker = harness.manager.pool.workers[0]
+    deadline = time.monotonic() + 15
+    while not worker.has_spare:  # warmed, guarded, while the worker was idle
+        assert time.monotonic() < deadline, "the idle worker warmed no spare context"
+        time.sleep(0.1)
+    created, session = harness.open("test.escape")
+    assert not worker.has_spare  # this episode runs in it
+    harness.run(session.act("click", {"id": harness.element(created.observation, "external")}))
+    blocked = [b for record in harness.manager.trajectory(created.episode_id) for b in record.blocked]
+    assert any("example.com" in b.url for b in blocked), blocked
     harness.run(harness.manager.close(created.episode_id))
 
 

@@ -1,0 +1,93 @@
+"""MiniWoB setup: the one-call setup and warm, preloaded contexts start the same episode
+as BrowserGym's own setup on a fresh page, for every seed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from browsergym.miniwob import ALL_MINIWOB_TASKS
+from browsergym.miniwob.base import AbstractMiniwobTask
+from playwright.sync_api import Browser, sync_playwright
+
+from engine.assets import AssetServer, miniwob_html_dir
+from engine.config import CHROMIUM_FLAGS, find_chromium
+from tasks.miniwob import MINIWOB_PREFIX, OneCallSetup, task_class_for
+
+ONE_CALL_TASKS = [cls for cls in ALL_MINIWOB_TASKS if issubclass(task_class_for(cls), OneCallSetup)]
+# What the page shows once the episode has started (the human display is removed).
+PROBLEM_HTML = "document.getElementById('wrap').innerHTML"
+
+
+@pytest.fixture(scope="module")
+def browser_and_base() -> Iterator[tuple[Browser, str]]:
+    assets = AssetServer().start()
+    assets.mount("/", miniwob_html_dir())
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_FLAGS))
+        try:
+            yield browser, assets.origin + MINIWOB_PREFIX
+        finally:
+            browser.close()
+    assets.stop()
+
+
+def start(browser: Browser, task: AbstractMiniwobTask, preload: bool) -> tuple[str, dict, str]:
+    context = browser.new_context(viewport=task.viewport)
+    try:
+        page = context.new_page()
+        if preload:
+            # As a warm spare is left: committed, possibly still loading its scripts.
+            page.goto(task.url, wait_until="commit")
+        goal, info = task.setup(page)
+        return goal, info, page.evaluate(PROBLEM_HTML)
+    finally:
+        context.close()
+
+
+def test_most_tasks_use_the_one_call_setup() -> None:
+    overriding = {cls.get_task_id() for cls in ALL_MINIWOB_TASKS} - {cls.get_task_id() for cls in ONE_CALL_TASKS}
+    # The two whose classes rewrite how the goal is read keep BrowserGym's setup.
+    assert overriding == {"miniwob.click-menu-2", "miniwob.use-colorwheel-2"}
+
+
+@pytest.mark.slow
+def test_one_call_setup_on_a_preloaded_page_starts_browsergyms_episode(browser_and_base) -> None:
+    """Goal and info match for every task; the generated problem too, for deterministic tasks."""
+    browser, base = browser_and_base
+    goal_mismatches, page_mismatches = [], []
+    for index, task_class in enumerate(ONE_CALL_TASKS):
+        seed = 100 + index
+        expected = start(browser, task_class(seed=seed, base_url=base), preload=False)
+        got = start(browser, task_class_for(task_class)(seed=seed, base_url=base), preload=True)
+        if (got[0], got[1]) != (expected[0], expected[1]):
+            goal_mismatches.append((task_class.get_task_id(), expected[:2], got[:2]))
+        if not task_class.nondeterministic and got[2] != expected[2]:
+            page_mismatches.append(task_class.get_task_id())
+    assert not goal_mismatches, goal_mismatches
+    # A few tasks draw from the clock or unseeded randomness; allow no more than that.
+    assert len(page_mismatches) <= 5, page_mismatches
+
+
+@pytest.mark.parametrize("task_id", ["miniwob.click-test", "miniwob.login-user"])
+def test_a_warm_preloaded_context_gives_the_same_episode_as_a_cold_one(engine, task_id: str) -> None:
+    manager = engine.manager
+    spec = manager.registry.get(task_id)
+    url = manager.assets.origin + spec.preload_path
+    first = engine.run(manager.create(task_id, seed=5))  # teaches the workers which page comes next
+    engine.run(manager.close(first.episode_id))
+    deadline = time.monotonic() + 15
+    while not any(worker.has_spare_at(url) for worker in manager.pool.workers):
+        assert time.monotonic() < deadline, "no worker preloaded the task's page while idle"
+        time.sleep(0.1)
+    spares_before = sum(worker.has_spare_at(url) for worker in manager.pool.workers)
+    warm = engine.run(manager.create(task_id, seed=5))
+    try:
+        assert sum(worker.has_spare_at(url) for worker in manager.pool.workers) == spares_before - 1
+        assert warm.goal == first.goal
+        assert warm.observation.url == first.observation.url == url
+        warm_elements = [(e.role, e.text) for e in warm.observation.elements]
+        assert warm_elements == [(e.role, e.text) for e in first.observation.elements]
+    finally:
+        engine.run(manager.close(warm.episode_id))
