@@ -20,6 +20,7 @@ from typing import TypeVar
 import playwright.sync_api as pw
 from playwright.sync_api import sync_playwright
 
+from engine import playwright_calls
 from engine.config import CHROMIUM_FLAGS, EngineConfig, find_chromium
 from engine.egress import BlockedCallback, EgressGuard, origin_of
 
@@ -228,6 +229,7 @@ class BrowserWorker:
         logger.info("worker %d launched Chromium (launch #%d)", self.index, self.launches)
 
     def _run(self) -> None:
+        playwright_calls.install()
         try:
             with sync_playwright() as playwright:
                 self._playwright = playwright

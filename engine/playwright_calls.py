@@ -1,0 +1,75 @@
+"""Cheaper call-site capture for Playwright's Python client.
+
+Playwright 1.44 (the version BrowserGym pins) records where every API call came
+from: each sync call runs `inspect.stack()` twice and
+`traceback.extract_stack()` twice, and both read the source line of every frame
+on the stack (`linecache`, `os.stat`). Measured on a worker thread, that was a
+quarter of the Python time of an agent's step, for information Playwright only
+uses to name the API in error messages ("Locator.fill: Timeout ...") and to
+show a stack if a call fails.
+
+`install()` hands Playwright's modules stand-ins for those two functions that
+collect the same fields (frame, file name, line number, function name) without
+reading any source; `traceback` still looks a line up, lazily, if a failing
+call's stack is ever formatted. Nothing else in Playwright changes, and nothing
+outside Playwright's own modules sees the stand-ins.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import traceback
+import types
+from typing import Any
+
+from playwright._impl import _connection, _network, _sync_base
+
+
+def stack(context: int = 1) -> list[inspect.FrameInfo]:
+    """`inspect.stack()` without source context: the caller's frame first, outermost last."""
+    frames: list[inspect.FrameInfo] = []
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        frames.append(inspect.FrameInfo(frame, code.co_filename, frame.f_lineno, code.co_name, None, None))
+        frame = frame.f_back
+    return frames
+
+
+def extract_stack(f: types.FrameType | None = None, limit: int | None = None) -> traceback.StackSummary:
+    """`traceback.extract_stack()` with source lines looked up only when formatted."""
+    summary = traceback.StackSummary.extract(
+        traceback.walk_stack(f if f is not None else sys._getframe(1)), limit=limit, lookup_lines=False
+    )
+    summary.reverse()
+    return summary
+
+
+class _ModuleView(types.ModuleType):
+    """A module with a few functions replaced; every other name comes from the original."""
+
+    def __init__(self, module: types.ModuleType, **replacements: Any) -> None:
+        super().__init__(module.__name__, module.__doc__)
+        self._module = module
+        self.__dict__.update(replacements)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+def install() -> None:
+    """Point Playwright's stack capture at the cheap versions (idempotent)."""
+    if installed():
+        return
+    fast_inspect = _ModuleView(inspect, stack=stack)
+    fast_traceback = _ModuleView(traceback, extract_stack=extract_stack)
+    _sync_base.inspect = fast_inspect  # type: ignore[attr-defined]
+    _sync_base.traceback = fast_traceback  # type: ignore[attr-defined]
+    _connection.inspect = fast_inspect  # type: ignore[attr-defined]
+    _connection.traceback = fast_traceback  # type: ignore[attr-defined]
+    _network.inspect = fast_inspect  # type: ignore[attr-defined]
+
+
+def installed() -> bool:
+    return isinstance(_sync_base.inspect, _ModuleView)
