@@ -31,7 +31,7 @@ from engine.actions import (
 from engine.agent_view import Observation, Tab
 from engine.config import EngineConfig
 from engine.egress import EgressGuard
-from engine.observation import PageSnapshot, snapshot_page
+from engine.observation import BidIndex, PageSnapshot, snapshot_page
 from engine.records import (
     BlockedRequest,
     EpisodeLimits,
@@ -171,6 +171,7 @@ class Episode:
         self._context: pw.BrowserContext | None = None
         self._page: pw.Page | None = None
         self._cdp: dict[pw.Page, pw.CDPSession] = {}
+        self._bid_indexes: dict[pw.Page, BidIndex] = {}
         self._guard: EgressGuard | None = None  # installed with the context, in setup
         self._blocked: list[BlockedRequest] = []
         self._new_pages: list[pw.Page] = []
@@ -245,6 +246,7 @@ class Episode:
         self._context = None
         self._page = None
         self._cdp.clear()
+        self._bid_indexes.clear()
         self.status = EpisodeStatus.CLOSED
 
     # -- agent actions -----------------------------------------------------------------
@@ -625,18 +627,25 @@ class Episode:
             # A mouse click on a link returns before the navigation it starts: the
             # old document can vanish mid-read, or the new one still be parsing.
             try:
-                if page.evaluate("document.readyState") != "loading":
-                    snapshot = snapshot_page(
-                        page, cdp, self.config.max_elements, self.spec.secret_selector, self._next_bid
-                    )
-                    break
+                snapshot = snapshot_page(
+                    page, cdp, self.config.max_elements, self.spec.secret_selector, self._next_bid,
+                    self._bid_indexes.get(page),
+                )
             except pw.Error as read_error:
                 if "context was destroyed" not in str(read_error):
                     raise
+            if snapshot is not None:
+                break
             page.wait_for_timeout(25 * (attempt + 1))
         if snapshot is None:
-            snapshot = snapshot_page(page, cdp, self.config.max_elements, self.spec.secret_selector, self._next_bid)
+            snapshot = snapshot_page(
+                page, cdp, self.config.max_elements, self.spec.secret_selector, self._next_bid,
+                read_while_loading=True,
+            )
+        assert snapshot is not None
         self._next_bid = max(self._next_bid, snapshot.next_bid)
+        if snapshot.bid_index is not None:
+            self._bid_indexes[page] = snapshot.bid_index
         return self._wrap(snapshot, error)
 
     def _wrap(self, snapshot: PageSnapshot, error: str | None) -> Observation:

@@ -2,7 +2,8 @@
 
 One script pass in the page marks elements with ids and describes the rendered
 ones; one CDP call reads the accessibility tree, whose nodes are mapped back to
-ids through a DOM snapshot. Hidden elements, scripts, styles and attributes
+ids through a DOM snapshot (taken again only when the page has changed in a way
+that could change the mapping). Hidden elements, scripts, styles and attributes
 outside the allow-list never reach the agent, and secret fields are masked in
 the page before their values leave it.
 """
@@ -30,6 +31,26 @@ _SHOWN_PROPERTIES = ("checked", "selected", "expanded", "disabled", "pressed", "
 
 
 @dataclass
+class BidIndex:
+    """Which id each DOM node of one document carries, as one DOM snapshot saw it.
+
+    The accessibility tree names DOM nodes by backend id; finding their ids takes
+    a DOM snapshot, a browser round trip with the whole document in it. An index
+    is reused only while the page's state key is the same (the same document, and
+    the same ids in the same document order: any id given, removed, changed or
+    moved changes it) and every node the accessibility tree shows is known to it.
+    """
+
+    state: str
+    bids: dict[int, str | None]
+
+    def covers(self, state: str, nodes: list[dict[str, Any]]) -> bool:
+        if state != self.state:
+            return False
+        return all(node["backendDOMNodeId"] in self.bids for node in nodes if "backendDOMNodeId" in node)
+
+
+@dataclass
 class PageSnapshot:
     """Raw material of an observation, before it is sized and wrapped."""
 
@@ -40,6 +61,7 @@ class PageSnapshot:
     axtree: str
     truncated: bool
     next_bid: int
+    bid_index: BidIndex | None = None
     secret_ids: set[str] = field(default_factory=set)
 
 
@@ -49,49 +71,68 @@ def snapshot_page(
     max_elements: int,
     secret_selector: str | None,
     first_bid: int = 0,
-) -> PageSnapshot:
+    bid_index: BidIndex | None = None,
+    read_while_loading: bool = False,
+) -> PageSnapshot | None:
     """Mark and describe the page, then render its accessibility tree.
 
-    `first_bid` is where a document seen for the first time starts numbering.
+    `first_bid` is where a document seen for the first time starts numbering;
+    `bid_index` is the index the previous snapshot of this page returned. None
+    means the document is still loading (and `read_while_loading` was not set).
     """
     marked: dict[str, Any] = page.evaluate(
         _MARK_SCRIPT,
-        [BID_ATTRIBUTE, max_elements, list(ATTRIBUTE_ALLOW_LIST), secret_selector or "", first_bid],
+        [BID_ATTRIBUTE, max_elements, list(ATTRIBUTE_ALLOW_LIST), secret_selector or "", first_bid,
+         read_while_loading],
     )
+    if marked.get("loading"):
+        return None
     secret_ids = {raw["id"] for raw in marked["elements"] if raw.pop("secret")}
     elements = [Element.model_validate(raw) for raw in marked["elements"]]
-    axtree = render_axtree(cdp, secret_ids)
+    next_bid = int(marked.get("nextBid") or first_bid)
+    nodes: list[dict[str, Any]] = cdp.send("Accessibility.getFullAXTree", {})["nodes"]
+    state = str(marked.get("state", ""))
+    if bid_index is None or not bid_index.covers(state, nodes):
+        bids = _bids_by_backend_node(cdp)
+        for node in nodes:
+            # Nodes the snapshot never shows (inside an input's built-in shadow tree) carry no id.
+            bids.setdefault(node.get("backendDOMNodeId", -1), None)
+        bid_index = BidIndex(state, bids)
     return PageSnapshot(
         url=page.url,
         title=marked.get("title") or "",
         elements=elements,
         focused_id=marked.get("focused"),
-        axtree=axtree,
+        axtree=render_axtree(nodes, bid_index.bids, secret_ids),
         truncated=bool(marked.get("truncated")),
-        next_bid=int(marked.get("nextBid") or first_bid),
+        next_bid=next_bid,
+        bid_index=bid_index,
         secret_ids=secret_ids,
     )
 
 
-def _bids_by_backend_node(cdp: pw.CDPSession) -> dict[int, str]:
+def _bids_by_backend_node(cdp: pw.CDPSession) -> dict[int, str | None]:
+    """Every node of the snapshot (so unknown nodes can be told from unmarked ones), with its id."""
     snapshot = cdp.send("DOMSnapshot.captureSnapshot", {"computedStyles": []})
     strings: list[str] = snapshot["strings"]
-    result: dict[int, str] = {}
-    if not snapshot["documents"]:
-        return result
-    nodes = snapshot["documents"][0]["nodes"]
-    for backend_id, attributes in zip(nodes["backendNodeId"], nodes["attributes"]):
-        for i in range(0, len(attributes) - 1, 2):
-            if strings[attributes[i]] == BID_ATTRIBUTE:
-                result[backend_id] = strings[attributes[i + 1]]
-                break
+    result: dict[int, str | None] = {}
+    for index, document in enumerate(snapshot["documents"]):
+        nodes = document["nodes"]
+        if index > 0:  # frames are not marked: their nodes are known, without ids
+            result.update(dict.fromkeys(nodes["backendNodeId"]))
+            continue
+        for backend_id, attributes in zip(nodes["backendNodeId"], nodes["attributes"]):
+            bid = None
+            for i in range(0, len(attributes) - 1, 2):
+                if strings[attributes[i]] == BID_ATTRIBUTE:
+                    bid = strings[attributes[i + 1]]
+                    break
+            result[backend_id] = bid
     return result
 
 
-def render_axtree(cdp: pw.CDPSession, secret_ids: set[str]) -> str:
+def render_axtree(nodes: list[dict[str, Any]], bids: dict[int, str | None], secret_ids: set[str]) -> str:
     """Indented accessibility tree, with `[id]` markers on nodes the agent can target."""
-    bids = _bids_by_backend_node(cdp)
-    nodes: list[dict[str, Any]] = cdp.send("Accessibility.getFullAXTree", {})["nodes"]
     if not nodes:
         return ""
     by_id = {node["nodeId"]: node for node in nodes}

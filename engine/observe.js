@@ -2,7 +2,9 @@
 // describe the rendered ones an agent may care about. Runs in the page's main
 // world, so it reads only what the page already shows; it never reads values
 // of fields marked secret (they are masked here, before leaving the page).
-([bidAttr, maxElements, attrAllow, secretSelector, firstBid]) => {
+([bidAttr, maxElements, attrAllow, secretSelector, firstBid, readWhileLoading]) => {
+    // A document still parsing is read again once it has been parsed (unless told not to wait).
+    if (document.readyState === "loading" && !readWhileLoading) return {loading: true};
     // A new document continues the episode's numbering, so an id seen on an
     // earlier page never names an element of a later one.
     if (typeof window.__safebrowse_next_bid !== "number") {
@@ -40,6 +42,8 @@
     walk(document);
 
     const seen = new Set();
+    // Every id in document order, hashed: the DOM-snapshot index is reused only while it is unchanged.
+    let digest = 0;
     const out = [];
     let truncated = false;
     const vw = window.innerWidth, vh = window.innerHeight;
@@ -52,6 +56,8 @@
             el.setAttribute(bidAttr, bid);
         }
         seen.add(bid);
+        for (let i = 0; i < bid.length; i++) digest = (Math.imul(digest, 31) + bid.charCodeAt(i)) | 0;
+        digest = (Math.imul(digest, 31) + 44) | 0;  // a separator, so "1","23" differs from "12","3"
         if (out.length >= maxElements) { truncated = true; continue; }
 
         // Rendered at all? Hidden elements are never described.
@@ -122,6 +128,8 @@
     let active = document.activeElement;
     while (active && active.shadowRoot && active.shadowRoot.activeElement) active = active.shadowRoot.activeElement;
     const focused = active && active !== document.body ? active.getAttribute(bidAttr) : null;
+    // timeOrigin tells documents apart without drawing from the page's (seeded) Math.random;
+    // with the digest, it says whether the ids the DOM carries can have changed.
     return {elements: out, focused: focused, truncated: truncated, title: document.title,
-            nextBid: window.__safebrowse_next_bid};
+            nextBid: window.__safebrowse_next_bid, state: String(performance.timeOrigin) + ":" + digest};
 }
