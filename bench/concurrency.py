@@ -44,7 +44,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from bench import stats
+from bench import cpu, stats
 from bench.live import LiveServer, start_server
 from bench.memory import TreeMemory, tree_memory
 from safebrowse.client import AsyncControlClient
@@ -68,6 +68,7 @@ class Level:
     errors: int
     latencies_s: list[float] = field(default_factory=list)
     round: int = 0
+    cpu: cpu.CpuSample | None = None  # spent inside the measured window
 
     @property
     def actions_per_second(self) -> float:
@@ -160,10 +161,18 @@ class Runner:
                         elif start <= done <= deadline:
                             counted.append(done - sent)
 
-                await asyncio.gather(*(drive(agent) for agent in agents))
+                spent: list[cpu.CpuSample] = []
+
+                async def measure_cpu() -> None:
+                    await asyncio.sleep(max(0.0, start - loop.time()))
+                    before = await asyncio.to_thread(cpu.sample)
+                    await asyncio.sleep(max(0.0, deadline - loop.time()))
+                    spent.append(cpu.difference(before, await asyncio.to_thread(cpu.sample)))
+
+                await asyncio.gather(measure_cpu(), *(drive(agent) for agent in agents))
         finally:
             await self.close_all(episode_ids)
-        return Level(parallel, seconds, len(counted), errors, counted)
+        return Level(parallel, seconds, len(counted), errors, counted, cpu=spent[0] if spent else None)
 
     async def memory_ramp(self, count: int, seed: int, settle_s: float) -> list[MemoryPoint]:
         points = [_point(0, await _settled_memory(settle_s))]
@@ -237,6 +246,7 @@ def report(levels: Sequence[Level], memory: Sequence[MemoryPoint], args: argpars
     out.append(stats.table(["parallel", "actions", "errors", "actions/s (median)", "each round", "vs 1",
                             "latency p50", "latency p95"], rows))
     out.append("")
+    out.extend(cpu_report(levels))
     if memory:
         out.append(stats.table(
             ["open episodes", "processes", "chromium", "RSS MB", "PSS MB", "USS MB"],
@@ -258,6 +268,33 @@ def report(levels: Sequence[Level], memory: Sequence[MemoryPoint], args: argpars
         out.append(f"  under {MEMORY_TARGET_MB:.0f} MB per extra open episode (PSS sum):    "
                    f"{stats.fmt_num(pss_slope):>6} MB  {_verdict(pss_slope, MEMORY_TARGET_MB, higher=False)}")
     return "\n".join(out)
+
+
+def cpu_report(levels: Sequence[Level]) -> list[str]:
+    """CPU per action by process kind, over all rounds of each level, and how busy the cores were."""
+    totals: dict[int, tuple[int, float, cpu.CpuSample]] = {}
+    for level in levels:
+        if level.cpu is None:
+            continue
+        actions, seconds, spent = totals.get(level.parallel, (0, 0.0, cpu.CpuSample()))
+        totals[level.parallel] = (actions + level.actions, seconds + level.seconds, cpu.add(spent, level.cpu))
+    if not totals:
+        return []
+    kinds = sorted({kind for _a, _s, spent in totals.values() for kind in spent.seconds},
+                   key=lambda kind: -sum(spent.seconds.get(kind, 0.0) for _a, _s, spent in totals.values()))
+    kinds = [kind for kind in kinds
+             if any(spent.seconds.get(kind, 0.0) / max(actions, 1) >= 0.0001 for actions, _s, spent in totals.values())]
+    rows = []
+    for parallel, (actions, seconds, spent) in sorted(totals.items()):
+        ours = sum(spent.seconds.values())
+        rows.append([str(parallel), stats.fmt_num(ours / max(actions, 1) * 1000, 1),
+                     stats.fmt_num(ours / seconds, 2), stats.fmt_num(cpu.machine_busy_cores(spent), 2)]
+                    + [stats.fmt_num(spent.seconds.get(kind, 0.0) / max(actions, 1) * 1000, 1) for kind in kinds])
+    return [
+        "CPU per action (ms of CPU time, this process tree) and busy cores, over the measured windows:",
+        stats.table(["parallel", "CPU/action", "our cores", "machine cores", *kinds], rows),
+        "",
+    ]
 
 
 def memory_slopes(memory: Sequence[MemoryPoint]) -> tuple[float, float, float]:

@@ -80,6 +80,11 @@ def test_concurrency_quick_run_reports_throughput_and_memory(tmp_path):
     for level in levels.values():
         assert level["actions"] > 0 and level["errors"] == 0
         assert len(level["latencies_s"]) == level["actions"]
+        # The CPU split saw the work: the browser workers, a Playwright driver and Chromium's renderers.
+        spent = level["cpu"]["seconds"]
+        assert spent["py: workers"] > 0 and spent["node driver"] > 0 and spent["chr: renderer"] > 0
+        assert 0 < level["cpu"]["machine_busy"] <= level["cpu"]["machine_total"]
+    assert "CPU per action" in done.stdout
     memory = report["memory"]
     assert [point["open_episodes"] for point in memory] == [0, 1, 2]
     # Every open episode has its own renderer: the Chromium process count grows with them.

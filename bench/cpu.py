@@ -1,0 +1,117 @@
+"""CPU time of this process's threads and all its descendants, by kind (Linux only).
+
+Where an action's CPU goes decides how far parallel episodes can scale on a
+small machine: if one episode acting back to back already keeps most cores
+busy, more episodes can only share them. Times come from /proc/<pid>/stat
+(utime + stime) of every process below this one (Playwright's node drivers,
+every Chromium process, told apart by its `--type=` flag: "chr: renderer",
+"chr: gpu-process", ...) and from /proc/self/task/<tid>/stat for this
+process's own threads, named after the Python threads that run them ("py:
+workers" are the browser workers' threads, "py: server" the server's event
+loop, "py: clients" the benchmark's MCP clients). /proc/stat gives the whole machine's busy time,
+so work outside this process tree shows up as the difference.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.memory import descendants
+
+PROC = Path("/proc")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+# Thread-name prefixes of the benchmark process, as safebrowse and the benchmarks name them.
+THREAD_KINDS = (
+    ("browser-worker", "py: workers"),
+    ("bench-server", "py: server"),
+    ("bench-client", "py: clients"),
+)
+
+
+@dataclass
+class CpuSample:
+    """Cumulative CPU seconds by kind, and the machine's busy and total jiffies."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    machine_busy: int = 0
+    machine_total: int = 0
+
+
+def _stat_seconds(path: Path) -> float:
+    try:
+        fields = path.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def _process_kind(pid: int) -> str:
+    try:
+        # Chromium rewrites its command line into one space-separated string.
+        words = (PROC / str(pid) / "cmdline").read_text().replace("\0", " ").split()
+    except OSError:
+        return "other"
+    if not words:
+        return "other"
+    if "node" in Path(words[0]).name:
+        return "node driver"
+    if "chrom" in words[0]:
+        kind = next((word.split("=", 1)[1] for word in words if word.startswith("--type=")), "browser")
+        return f"chr: {kind}"
+    return Path(words[0]).name
+
+
+def _thread_kind(name: str) -> str:
+    for prefix, kind in THREAD_KINDS:
+        if name.startswith(prefix):
+            return kind
+    return "py: other"
+
+
+def sample() -> CpuSample:
+    me = os.getpid()
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    seconds: dict[str, float] = defaultdict(float)
+    try:
+        tids = [int(tid) for tid in os.listdir(PROC / str(me) / "task")]
+    except OSError:
+        tids = []
+    for tid in tids:
+        seconds[_thread_kind(names.get(tid, ""))] += _stat_seconds(PROC / str(me) / "task" / str(tid) / "stat")
+    for pid in descendants(me):
+        if pid != me:
+            seconds[_process_kind(pid)] += _stat_seconds(PROC / str(pid) / "stat")
+    jiffies = [int(x) for x in (PROC / "stat").read_text().splitlines()[0].split()[1:]]
+    idle = jiffies[3] + jiffies[4]  # idle, iowait
+    return CpuSample(dict(seconds), sum(jiffies) - idle, sum(jiffies))
+
+
+def difference(before: CpuSample, after: CpuSample) -> CpuSample:
+    """CPU spent between two samples (kinds that appeared in between count from zero)."""
+    kinds = set(before.seconds) | set(after.seconds)
+    return CpuSample(
+        {kind: max(0.0, after.seconds.get(kind, 0.0) - before.seconds.get(kind, 0.0)) for kind in kinds},
+        after.machine_busy - before.machine_busy,
+        after.machine_total - before.machine_total,
+    )
+
+
+def add(a: CpuSample, b: CpuSample) -> CpuSample:
+    kinds = set(a.seconds) | set(b.seconds)
+    return CpuSample(
+        {kind: a.seconds.get(kind, 0.0) + b.seconds.get(kind, 0.0) for kind in kinds},
+        a.machine_busy + b.machine_busy,
+        a.machine_total + b.machine_total,
+    )
+
+
+def machine_busy_cores(spent: CpuSample) -> float:
+    """How many of the machine's cores were busy on average (anything running, not only ours)."""
+    if spent.machine_total <= 0:
+        return float("nan")
+    return spent.machine_busy / spent.machine_total * (os.cpu_count() or 1)
