@@ -5,14 +5,18 @@ and the resident memory each extra open episode costs.
     python -m bench.concurrency --quick            # 1,2 parallel episodes, 1 round of 4 s, memory up to 3
     python -m bench.concurrency --action noop --levels 1,4 --seconds 30
 
-Throughput: the whole server runs in this process (as in `bench.compare`); for
-each level N, N episodes of a task that never ends by itself are created on the
-control API, N MCP clients connect over streamable HTTP with their agent tokens,
-and each acts in a closed loop (send a call, wait for its observation, send the
-next) for a fixed time. Actions completed after the warm-up and before the
-deadline are counted. The levels run in several rounds, alternately in
-ascending and descending order, and each level's median round is reported, so
-a machine whose load drifts during the run (a shared one) biases no level. The default action alternates `fill` on
+Throughput: the whole server runs as `safebrowse serve` in a child process, as
+it is deployed (`--server thread` runs it on a thread of this process instead,
+as `bench.compare` does, which splits its CPU time by thread but makes it share
+one interpreter lock with the clients); for each level N, N episodes of a task
+that never ends by itself are created on the control API, N MCP clients connect
+over streamable HTTP with their agent tokens, and each acts in a closed loop
+(send a call, wait for its observation, send the next) for a fixed time.
+Actions completed after the warm-up and before the deadline are counted, with
+the CPU time every process spent in that window. The levels run in several
+rounds, alternately in ascending and descending order, and each level's median
+round is reported, so a machine whose load drifts during the run (a shared
+one) biases no level. The default action alternates `fill` on
 miniwob.enter-text between two texts (an action that changes the page, the
 task validation and a full observation every step); `--action noop` sends
 `noop` with `wait_ms=0` on miniwob.click-test-2 instead.
@@ -45,7 +49,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from bench import cpu, stats
-from bench.live import LiveServer, start_server
+from bench.live import LiveServer, ServerProcess, start_server, start_server_process
 from bench.memory import TreeMemory, tree_memory
 from safebrowse.client import AsyncControlClient
 from safebrowse.loop import BackgroundLoop
@@ -109,7 +113,7 @@ class Agent:
 
 
 class Runner:
-    def __init__(self, server: LiveServer, action: str) -> None:
+    def __init__(self, server: LiveServer | ServerProcess, action: str) -> None:
         self.server = server
         self.action = action
         self.task_id = ACTIONS[action]
@@ -228,7 +232,7 @@ def report(levels: Sequence[Level], memory: Sequence[MemoryPoint], args: argpars
     out = [
         f"safebrowse concurrency: {args.action} on {ACTIONS[args.action]}, {args.rounds} round(s) of "
         f"{args.seconds:.0f} s per level after {args.warmup:g} s warm-up, "
-        f"{args.workers or os.cpu_count()} browser workers",
+        f"{args.workers or os.cpu_count()} browser workers, server in a {args.server}",
         f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
         f"at the end; run took {elapsed_s:.0f} s",
         "",
@@ -327,6 +331,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="open episodes one by one up to this many for the memory curve (default 8; 0 skips)")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds to wait before each memory reading")
     parser.add_argument("--workers", type=int, default=None, help="safebrowse browser workers (default: cores)")
+    parser.add_argument("--server", choices=["process", "thread"], default="process",
+                        help="process: `safebrowse serve` as a child process, as deployed (default); thread: the "
+                             "server on a thread of this process, which splits its CPU into worker and event-loop "
+                             "threads but shares one interpreter lock with the clients")
     parser.add_argument("--quick", action="store_true",
                         help="levels 1,2, one round of 4 s each, memory up to 3 episodes")
     parser.add_argument("--json", default=None, help="also write the raw numbers to this file")
@@ -355,7 +363,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
-    server = start_server(**({"workers": args.workers} if args.workers else {}))
+    server: LiveServer | ServerProcess
+    if args.server == "process":
+        server = start_server_process(args.workers)
+    else:
+        server = start_server(**({"workers": args.workers} if args.workers else {}))
     client_loop = BackgroundLoop("bench-client")
     levels: list[Level] = []
     memory: list[MemoryPoint] = []

@@ -63,6 +63,8 @@ def _process_kind(pid: int) -> str:
     if "chrom" in words[0]:
         kind = next((word.split("=", 1)[1] for word in words if word.startswith("--type=")), "browser")
         return f"chr: {kind}"
+    if "python" in Path(words[0]).name:
+        return "py: server process"  # `safebrowse serve` in a child process: all its threads
     return Path(words[0]).name
 
 

@@ -1,16 +1,25 @@
 """The whole safebrowse server (both doors, real Chromium) on free loopback ports.
 
-The server runs on a background event loop of this process, exactly as
-`safebrowse serve` composes it (`SafebrowseServer`); benchmark clients reach
-it only over HTTP, from their own event loop, like a trainer and an agent on
-the same host would.
+`start_server` runs it on a background event loop of this process, exactly as
+`safebrowse serve` composes it (`SafebrowseServer`); `start_server_process`
+runs `safebrowse serve` itself as a child process, as it is deployed, so the
+benchmark's clients share no interpreter (and no GIL) with it. Either way the
+clients reach it only over HTTP, like a trainer and an agent on the same host.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 
 from engine.config import EngineConfig
@@ -78,3 +87,59 @@ def start_server(**engine_overrides: object) -> LiveServer:
         loop.close()
         raise RuntimeError(f"the server stopped while starting: {task.exception()!r}")
     return LiveServer(server, loop, task)
+
+
+@dataclass
+class ServerProcess:
+    """`safebrowse serve` in a child process."""
+
+    process: subprocess.Popen[bytes]
+    mcp_url: str
+    control_url: str
+    control_token: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server_process(workers: int | None = None) -> ServerProcess:
+    """Start `python -m safebrowse.cli serve` on free loopback ports and wait for its health check."""
+    mcp_port, control_port = _free_port(), _free_port()
+    token = "ctl_" + secrets.token_urlsafe(24)
+    command = [sys.executable, "-m", "safebrowse.cli", "--log-level", "WARNING", "serve",
+               "--port", str(mcp_port), "--control-port", str(control_port)]
+    if workers:
+        command += ["--workers", str(workers)]
+    process = subprocess.Popen(command, env={**os.environ, "SAFEBROWSE_CONTROL_TOKEN": token},
+                               stdout=subprocess.DEVNULL)
+    server = ServerProcess(process, f"http://127.0.0.1:{mcp_port}/mcp", f"http://127.0.0.1:{control_port}", token)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"safebrowse serve exited with status {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(server.control_url + "/v1/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError("safebrowse serve did not answer its health check in time")
+        time.sleep(0.2)

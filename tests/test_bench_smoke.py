@@ -80,9 +80,9 @@ def test_concurrency_quick_run_reports_throughput_and_memory(tmp_path):
     for level in levels.values():
         assert level["actions"] > 0 and level["errors"] == 0
         assert len(level["latencies_s"]) == level["actions"]
-        # The CPU split saw the work: the browser workers, a Playwright driver and Chromium's renderers.
+        # The CPU split saw the work: the server's process, a Playwright driver and Chromium's renderers.
         spent = level["cpu"]["seconds"]
-        assert spent["py: workers"] > 0 and spent["node driver"] > 0 and spent["chr: renderer"] > 0
+        assert spent["py: server process"] > 0 and spent["node driver"] > 0 and spent["chr: renderer"] > 0
         assert 0 < level["cpu"]["machine_busy"] <= level["cpu"]["machine_total"]
     assert "CPU per action" in done.stdout
     memory = report["memory"]
