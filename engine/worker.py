@@ -66,6 +66,17 @@ class _Spare:
         return self.context.browser is not None and self.context.browser.is_connected() and not self.page.is_closed()
 
 
+def _forget_preloaded_page(context: pw.BrowserContext, page: pw.Page) -> None:
+    """Back to a blank page with no history, as a fresh context starts: a task that wanted
+    another page must not find the preloaded one behind `go_back`."""
+    page.goto("about:blank")
+    session = context.new_cdp_session(page)
+    try:
+        session.send("Page.resetNavigationHistory")
+    finally:
+        session.detach()
+
+
 def _blocked_while_warming(url: str, kind: str, page: pw.Page | None) -> None:
     logger.warning("a warm spare context tried to reach %s (%s); blocked", url, kind)
 
@@ -171,6 +182,8 @@ class BrowserWorker:
                 spare = self._spares.pop()
                 if not spare.usable:
                     continue
+                if spare.url is not None and spare.url != preload_url:
+                    _forget_preloaded_page(spare.context, spare.page)
                 spare.guard.rebind(on_blocked)
                 if viewport and spare.page.viewport_size != viewport:
                     spare.page.set_viewport_size(viewport)  # type: ignore[arg-type]

@@ -112,6 +112,23 @@ def test_a_warm_context_keeps_its_guard_and_reports_to_the_episode_that_takes_it
     harness.run(harness.manager.close(created.episode_id))
 
 
+def test_a_warm_context_preloaded_for_another_task_keeps_no_history_of_it(harness: Harness) -> None:
+    """go_back from a task's first page leads where it would in a fresh context: the blank page."""
+    worker = harness.manager.pool.workers[0]
+    click_test = harness.manager.assets.origin + "/miniwob/click-test.html"
+    first, _ = harness.open("miniwob.click-test")  # the worker will preload click-test next
+    harness.run(harness.manager.close(first.episode_id))
+    deadline = time.monotonic() + 15
+    while not worker.has_spare_at(click_test):
+        assert time.monotonic() < deadline, "the idle worker preloaded nothing"
+        time.sleep(0.1)
+    created, session = harness.open("miniwob.click-button")  # takes the click-test spare
+    assert created.observation.url.endswith("/miniwob/click-button.html")
+    back = harness.run(session.act("go_back", {})).observation
+    assert back.url == "about:blank", back.url
+    harness.run(harness.manager.close(created.episode_id))
+
+
 @pytest.mark.parametrize("control", ["passwd", "data", "blankpopup"])
 def test_file_and_data_pages_cannot_be_opened(harness: Harness, control: str) -> None:
     created, session = harness.open("test.escape")
