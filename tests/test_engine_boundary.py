@@ -4,74 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import playwright.sync_api as pw
 import pytest
-from browsergym.core.task import AbstractBrowserTask
 
-from engine.config import EngineConfig
-from engine.manager import EpisodeManager
-from safebrowse.loop import BackgroundLoop
-from tasks import miniwob
-from tasks.registry import TaskContext, TaskRegistry, TaskSpec
+from page_tasks import EngineHarness, page_task
 
-PAGES = Path(__file__).parent / "pages"
-
-
-class EscapePageTask(AbstractBrowserTask):
-    """A page full of ways out; it never ends on its own."""
-
-    def __init__(self, seed: int, origin: str) -> None:
-        super().__init__(seed)
-        self.url = origin + "/test-pages/escape.html"
-
-    def setup(self, page: pw.Page) -> tuple[str, dict]:
-        page.goto(self.url)
-        return "Try every way out of this page.", {}
-
-    def validate(self, page: pw.Page, chat_messages: list) -> tuple[float, bool, str, dict]:
-        return 0.0, False, "", {}
-
-
-ESCAPE = TaskSpec(
-    id="test.escape",
-    family="test",
-    description="A page whose links and scripts try to leave the asset origin.",
-    factory=lambda ctx: EscapePageTask(ctx.seed, ctx.asset_origin),
-    secret_selector="input.secret",
-    asset_mounts=(("/test-pages/", PAGES),),
-)
-
-
-class Harness:
-    def __init__(self) -> None:
-        self.loop = BackgroundLoop("boundary-tests")
-        self.manager = EpisodeManager(EngineConfig(workers=1), TaskRegistry([*miniwob.specs(), ESCAPE]))
-        self.loop.run(self.manager.start())
-
-    def run(self, coroutine):
-        return self.loop.run(coroutine)
-
-    def open(self, task_id: str, seed: int = 1):
-        created = self.run(self.manager.create(task_id, seed=seed))
-        return created, self.manager.agent_session(created.agent_token)
-
-    def element(self, observation, element_id_attr: str) -> str:
-        for element in observation.elements:
-            if element.attributes.get("id") == element_id_attr:
-                return element.id
-        raise AssertionError(f"no element with id attribute {element_id_attr!r}")
+ESCAPE = page_task("test.escape", "escape.html", "Try every way out of this page.", secret_selector="input.secret")
 
 
 @pytest.fixture(scope="module")
-def harness() -> Iterator[Harness]:
-    h = Harness()
+def harness() -> Iterator[EngineHarness]:
+    h = EngineHarness("boundary-tests", ESCAPE)
     try:
         yield h
     finally:
-        h.run(h.manager.stop())
-        h.loop.close()
+        h.stop()
 
 
 @pytest.mark.parametrize(
@@ -84,7 +31,7 @@ def harness() -> Iterator[Harness]:
         ("beacon", "evil.example"),
     ],
 )
-def test_requests_to_other_origins_are_blocked_and_recorded(harness: Harness, control: str, blocked_fragment: str) -> None:
+def test_requests_to_other_origins_are_blocked_and_recorded(harness: EngineHarness, control: str, blocked_fragment: str) -> None:
     created, session = harness.open("test.escape")
     origin = harness.manager.assets.origin
     result = harness.run(session.act("click", {"id": harness.element(created.observation, control)}))
@@ -98,7 +45,7 @@ def test_requests_to_other_origins_are_blocked_and_recorded(harness: Harness, co
     harness.run(harness.manager.close(created.episode_id))
 
 
-def test_a_warm_context_keeps_its_guard_and_reports_to_the_episode_that_takes_it(harness: Harness) -> None:
+def test_a_warm_context_keeps_its_guard_and_reports_to_the_episode_that_takes_it(harness: EngineHarness) -> None:
     worker = harness.manager.pool.workers[0]
     deadline = time.monotonic() + 15
     while not worker.has_spare:  # warmed, guarded, while the worker was idle
@@ -112,7 +59,7 @@ def test_a_warm_context_keeps_its_guard_and_reports_to_the_episode_that_takes_it
     harness.run(harness.manager.close(created.episode_id))
 
 
-def test_a_warm_context_preloaded_for_another_task_keeps_no_history_of_it(harness: Harness) -> None:
+def test_a_warm_context_preloaded_for_another_task_keeps_no_history_of_it(harness: EngineHarness) -> None:
     """go_back from a task's first page leads where it would in a fresh context: the blank page."""
     worker = harness.manager.pool.workers[0]
     click_test = harness.manager.assets.origin + "/miniwob/click-test.html"
@@ -130,7 +77,7 @@ def test_a_warm_context_preloaded_for_another_task_keeps_no_history_of_it(harnes
 
 
 @pytest.mark.parametrize("control", ["passwd", "data", "blankpopup"])
-def test_file_and_data_pages_cannot_be_opened(harness: Harness, control: str) -> None:
+def test_file_and_data_pages_cannot_be_opened(harness: EngineHarness, control: str) -> None:
     created, session = harness.open("test.escape")
     origin = harness.manager.assets.origin
     result = harness.run(session.act("click", {"id": harness.element(created.observation, control)}))
@@ -143,7 +90,7 @@ def test_file_and_data_pages_cannot_be_opened(harness: Harness, control: str) ->
     harness.run(harness.manager.close(created.episode_id))
 
 
-def test_downloads_are_refused_and_recorded(harness: Harness) -> None:
+def test_downloads_are_refused_and_recorded(harness: EngineHarness) -> None:
     created, session = harness.open("test.escape")
     harness.run(session.act("click", {"id": harness.element(created.observation, "download")}))
     harness.run(session.act("noop", {"wait_ms": 300}))
@@ -152,7 +99,7 @@ def test_downloads_are_refused_and_recorded(harness: Harness) -> None:
     harness.run(harness.manager.close(created.episode_id))
 
 
-def test_relative_links_on_the_same_origin_work_and_go_back_returns(harness: Harness) -> None:
+def test_relative_links_on_the_same_origin_work_and_go_back_returns(harness: EngineHarness) -> None:
     created, session = harness.open("test.escape")
     result = harness.run(session.act("click", {"id": harness.element(created.observation, "inside")}))
     assert result.observation.url.endswith("/test-pages/second.html")
@@ -162,7 +109,7 @@ def test_relative_links_on_the_same_origin_work_and_go_back_returns(harness: Har
     harness.run(harness.manager.close(created.episode_id))
 
 
-def test_observation_hides_hidden_elements_scripts_and_masks_secrets(harness: Harness) -> None:
+def test_observation_hides_hidden_elements_scripts_and_masks_secrets(harness: EngineHarness) -> None:
     created, session = harness.open("test.escape")
     dumped = created.observation.model_dump_json()
     assert "hunter2-secret" not in dumped
@@ -175,7 +122,7 @@ def test_observation_hides_hidden_elements_scripts_and_masks_secrets(harness: Ha
     harness.run(harness.manager.close(created.episode_id))
 
 
-def test_two_episodes_of_one_task_keep_separate_state(harness: Harness) -> None:
+def test_two_episodes_of_one_task_keep_separate_state(harness: EngineHarness) -> None:
     first, first_session = harness.open("miniwob.enter-text", seed=5)
     second, second_session = harness.open("miniwob.enter-text", seed=5)
     box = next(e.id for e in first.observation.elements if e.role == "textbox")
@@ -204,7 +151,7 @@ def test_two_episodes_of_one_task_keep_separate_state(harness: Harness) -> None:
         harness.run(harness.manager.close(created.episode_id))
 
 
-def test_ids_act_only_on_their_own_episode(harness: Harness) -> None:
+def test_ids_act_only_on_their_own_episode(harness: EngineHarness) -> None:
     first, first_session = harness.open("miniwob.click-test-2", seed=2)
     second, _second_session = harness.open("miniwob.click-test-2", seed=2)
     button = next(e.id for e in first.observation.elements if e.role == "button")
@@ -231,7 +178,7 @@ def test_ids_act_only_on_their_own_episode(harness: Harness) -> None:
         ("goto", {"url": "http://example.com"}, "Invalid arguments"),
     ],
 )
-def test_bad_arguments_give_errors_and_the_episode_keeps_working(harness: Harness, tool, arguments, fragment) -> None:
+def test_bad_arguments_give_errors_and_the_episode_keeps_working(harness: EngineHarness, tool, arguments, fragment) -> None:
     created, session = harness.open("miniwob.enter-text", seed=4)
     result = harness.run(session.act(tool, arguments))
     assert result.error is not None and fragment in result.error, result.error
@@ -245,7 +192,7 @@ def test_bad_arguments_give_errors_and_the_episode_keeps_working(harness: Harnes
     harness.run(harness.manager.close(created.episode_id))
 
 
-def test_stale_ids_from_a_previous_page_are_refused(harness: Harness) -> None:
+def test_stale_ids_from_a_previous_page_are_refused(harness: EngineHarness) -> None:
     created, session = harness.open("test.escape")
     old_ids = {e.id for e in created.observation.elements}
     moved = harness.run(session.act("click", {"id": harness.element(created.observation, "inside")}))
@@ -256,7 +203,7 @@ def test_stale_ids_from_a_previous_page_are_refused(harness: Harness) -> None:
     harness.run(harness.manager.close(created.episode_id))
 
 
-def test_ended_episode_refuses_actions(harness: Harness) -> None:
+def test_ended_episode_refuses_actions(harness: EngineHarness) -> None:
     from engine.episode import EpisodeOverError
 
     created, session = harness.open("miniwob.click-test", seed=1)

@@ -9,57 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
-import playwright.sync_api as pw
 import pytest
-from browsergym.core.task import AbstractBrowserTask
+from page_tasks import EngineHarness, page_task
 
-from engine.config import EngineConfig
-from engine.manager import EpisodeManager
 from engine.observation import snapshot_page
-from safebrowse.loop import BackgroundLoop
 from safebrowse.scripted import POLICIES
-from tasks import miniwob
-from tasks.registry import TaskRegistry, TaskSpec
 
-PAGES = Path(__file__).parent / "pages"
 MARKER = re.compile(r"\[(\d+)\]")
+CHURN = page_task("test.churn", "churn.html", "Change the page.")
 
 
-class ChurnPageTask(AbstractBrowserTask):
-    """A page whose buttons add, copy, rewrite, reorder and remove elements."""
-
-    def __init__(self, seed: int, origin: str) -> None:
-        super().__init__(seed)
-        self.url = origin + "/test-pages/churn.html"
-
-    def setup(self, page: pw.Page) -> tuple[str, dict]:
-        page.goto(self.url)
-        return "Change the page.", {}
-
-    def validate(self, page: pw.Page, chat_messages: list) -> tuple[float, bool, str, dict]:
-        return 0.0, False, "", {}
-
-
-CHURN = TaskSpec(
-    id="test.churn",
-    family="test",
-    description="A page that rewrites its own DOM.",
-    factory=lambda ctx: ChurnPageTask(ctx.seed, ctx.asset_origin),
-    asset_mounts=(("/test-pages/", PAGES),),
-)
-
-
-class Harness:
-    def __init__(self) -> None:
-        self.loop = BackgroundLoop("observation-index-tests")
-        self.manager = EpisodeManager(EngineConfig(workers=1), TaskRegistry([*miniwob.specs(), CHURN]))
-        self.loop.run(self.manager.start())
-
-    def run(self, coroutine):
-        return self.loop.run(coroutine)
-
+class Harness(EngineHarness):
     def fresh_axtree(self, episode_id: str) -> str:
         """The accessibility tree rendered from a new DOM snapshot, on the episode's worker."""
         episode = self.manager.get(episode_id)
@@ -75,16 +36,11 @@ class Harness:
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[Harness]:
-    h = Harness()
+    h = Harness("observation-index-tests", CHURN)
     try:
         yield h
     finally:
-        h.run(h.manager.stop())
-        h.loop.close()
-
-
-def element_id(observation, id_attribute: str) -> str:
-    return next(e.id for e in observation.elements if e.attributes.get("id") == id_attribute)
+        h.stop()
 
 
 def test_ids_in_the_tree_follow_every_kind_of_dom_change(harness: Harness) -> None:
@@ -94,9 +50,9 @@ def test_ids_in_the_tree_follow_every_kind_of_dom_change(harness: Harness) -> No
     plan = ["grow", "fill", "clone", "grow", "rewrite", "fill", "swap", "shrink", "clone", "shrink", "rewrite"]
     for control in plan:
         if control == "fill":
-            result = harness.run(session.act("fill", {"id": element_id(observation, "text"), "text": control}))
+            result = harness.run(session.act("fill", {"id": harness.element(observation, "text"), "text": control}))
         else:
-            result = harness.run(session.act("click", {"id": element_id(observation, control)}))
+            result = harness.run(session.act("click", {"id": harness.element(observation, control)}))
         assert result.error is None, (control, result.error)
         observation = result.observation
         assert observation.axtree == harness.fresh_axtree(created.episode_id), control
