@@ -87,17 +87,14 @@ def snapshot_page(
     )
     if marked.get("loading"):
         return None
-    secret_ids = {raw["id"] for raw in marked["elements"] if raw.pop("secret")}
+    secret_ids = {raw["id"] for raw in marked["elements"] if raw.pop("secret")} | set(marked.get("secretIds", []))
     elements = [Element.model_validate(raw) for raw in marked["elements"]]
     next_bid = int(marked.get("nextBid") or first_bid)
     nodes: list[dict[str, Any]] = cdp.send("Accessibility.getFullAXTree", {})["nodes"]
     state = str(marked.get("state", ""))
     if bid_index is None or not bid_index.covers(state, nodes):
-        bids = _bids_by_backend_node(cdp)
-        for node in nodes:
-            # Nodes the snapshot never shows (inside an input's built-in shadow tree) carry no id.
-            bids.setdefault(node.get("backendDOMNodeId", -1), None)
-        bid_index = BidIndex(state, bids)
+        bid_index = BidIndex(state, _bids_by_backend_node(cdp))
+        _know_field_internals(bid_index.bids, nodes)
     return PageSnapshot(
         url=page.url,
         title=marked.get("title") or "",
@@ -109,6 +106,35 @@ def snapshot_page(
         bid_index=bid_index,
         secret_ids=secret_ids,
     )
+
+
+# Roles of form fields whose built-in shadow tree (the editor inside an <input>) shows up
+# in the accessibility tree but never in a DOM snapshot.
+_FIELD_ROLES = frozenset({"textbox", "searchbox", "combobox", "spinbutton", "slider"})
+
+
+def _know_field_internals(bids: dict[int, str | None], nodes: list[dict[str, Any]]) -> None:
+    """Record the nodes inside form fields that the snapshot cannot show, as carrying no id.
+
+    Any other node missing from the snapshot (one a script removed between the two
+    reads, say) stays unknown, so the next observation takes a new snapshot rather
+    than trusting this one about it.
+    """
+    parents = {child: node["nodeId"] for node in nodes for child in node.get("childIds", [])}
+    by_id = {node["nodeId"]: node for node in nodes}
+    for node in nodes:
+        backend_id = node.get("backendDOMNodeId")
+        if backend_id is None or backend_id in bids:
+            continue
+        ancestor = parents.get(node["nodeId"])
+        for _ in range(3):  # the editor and its text sit one or two levels below the field
+            parent = by_id.get(ancestor) if ancestor is not None else None
+            if parent is None:
+                break
+            if parent.get("role", {}).get("value") in _FIELD_ROLES:
+                bids[backend_id] = None
+                break
+            ancestor = parents.get(ancestor)
 
 
 def _bids_by_backend_node(cdp: pw.CDPSession) -> dict[int, str | None]:

@@ -42,6 +42,7 @@
     walk(document);
 
     const seen = new Set();
+    const secretIds = [];
     // Every id in document order, hashed: the DOM-snapshot index is reused only while it is unchanged.
     let digest = 0;
     const out = [];
@@ -56,6 +57,9 @@
             el.setAttribute(bidAttr, bid);
         }
         seen.add(bid);
+        // Every secret field is reported, shown or not: the accessibility tree may still show
+        // one this pass leaves out (transparent, zero-sized, past the element limit).
+        if (isSecret(el)) secretIds.push(bid);
         for (let i = 0; i < bid.length; i++) digest = (Math.imul(digest, 31) + bid.charCodeAt(i)) | 0;
         digest = (Math.imul(digest, 31) + 44) | 0;  // a separator, so "1","23" differs from "12","3"
         if (out.length >= maxElements) { truncated = true; continue; }
@@ -130,6 +134,6 @@
     const focused = active && active !== document.body ? active.getAttribute(bidAttr) : null;
     // timeOrigin tells documents apart without drawing from the page's (seeded) Math.random;
     // with the digest, it says whether the ids the DOM carries can have changed.
-    return {elements: out, focused: focused, truncated: truncated, title: document.title,
+    return {elements: out, focused: focused, truncated: truncated, title: document.title, secretIds: secretIds,
             nextBid: window.__safebrowse_next_bid, state: String(performance.timeOrigin) + ":" + digest};
 }

@@ -10,8 +10,9 @@ show a stack if a call fails.
 
 `install()` hands Playwright's modules stand-ins for those two functions that
 collect the same fields (frame, file name, line number, function name) without
-reading any source; `traceback` still looks a line up, lazily, if a failing
-call's stack is ever formatted. Nothing else in Playwright changes, and nothing
+reading source lines; `traceback` still looks a line up, lazily, if a failing
+call's stack is ever formatted (and checks, as it always does, that files
+already in `linecache` have not changed). Nothing else in Playwright changes, and nothing
 outside Playwright's own modules sees the stand-ins.
 """
 

@@ -66,6 +66,13 @@ class _Spare:
         return self.context.browser is not None and self.context.browser.is_connected() and not self.page.is_closed()
 
 
+def _close_quietly(context: pw.BrowserContext) -> None:
+    try:
+        context.close()
+    except pw.Error:
+        pass
+
+
 def _forget_preloaded_page(context: pw.BrowserContext, page: pw.Page) -> None:
     """Back to a blank page with no history, as a fresh context starts: a task that wanted
     another page must not find the preloaded one behind `go_back`."""
@@ -171,26 +178,46 @@ class BrowserWorker:
         two cores), and a MiniWoB page's first load another ~80 ms; doing both
         while the worker is idle takes them off reset's path. A spare is only
         handed out when its guard allows exactly the episode's origins (then the
-        guard is rebound to the episode, with no gap in routing); tasks with other
-        origins, a locale or a time zone get a context made to measure.
+        guard is rebound to the episode, with no gap in routing) and its context
+        has the episode's viewport; tasks with other origins, a locale or a time
+        zone get a context made to measure.
         """
         self._last_url, self._last_viewport = preload_url, viewport
         allowed = frozenset(origin_of(origin) for origin in allowed_origins)
         if not locale and not timezone_id and allowed == frozenset({origin_of(self.asset_origin)}):
-            self._spares.sort(key=lambda spare: spare.url == preload_url)  # a matching page last, popped first
-            while self._spares:
-                spare = self._spares.pop()
-                if not spare.usable:
-                    continue
-                if spare.url is not None and spare.url != preload_url:
-                    _forget_preloaded_page(spare.context, spare.page)
-                spare.guard.rebind(on_blocked)
-                if viewport and spare.page.viewport_size != viewport:
-                    spare.page.set_viewport_size(viewport)  # type: ignore[arg-type]
-                return LeasedContext(spare.context, spare.page, spare.guard)
+            spare = self._take_spare(preload_url, viewport)
+            if spare is not None:
+                try:
+                    if spare.url is not None and spare.url != preload_url:
+                        _forget_preloaded_page(spare.context, spare.page)
+                except pw.Error:
+                    _close_quietly(spare.context)
+                else:
+                    spare.guard.rebind(on_blocked)
+                    return LeasedContext(spare.context, spare.page, spare.guard)
         guard = EgressGuard(allowed_origins, on_blocked)
         context, page = self._new_context(guard, viewport=viewport, locale=locale, timezone_id=timezone_id)
         return LeasedContext(context, page, guard)
+
+    def _take_spare(self, preload_url: str | None, viewport: dict[str, int] | None) -> _Spare | None:
+        """The best warm spare for this episode, if one fits; the rest stay, unfit ones are closed.
+
+        A spare fits when its context has the episode's viewport (new tabs opened in the
+        episode get the context's viewport, so resizing the first page is not enough);
+        one that already shows the episode's page is preferred.
+        """
+        # Readers on other threads (`has_spare`, `WorkerPool.pick`) see the old list or the new one.
+        spares, self._spares = self._spares, []
+        chosen: _Spare | None = None
+        for spare in sorted(spares, key=lambda spare: spare.url != preload_url):  # a matching page first
+            fits = spare.usable and (viewport is None or spare.page.viewport_size == viewport)
+            if fits and chosen is None:
+                chosen = spare
+            elif fits:
+                self._spares.append(spare)
+            else:
+                _close_quietly(spare.context)
+        return chosen
 
     def _new_context(self, guard: EgressGuard, **options: object) -> tuple[pw.BrowserContext, pw.Page]:
         context = self.browser.new_context(
@@ -198,8 +225,12 @@ class BrowserWorker:
             service_workers="block",
             **{key: value for key, value in options.items() if value},
         )
-        guard.install(context)
-        return context, context.new_page()
+        try:
+            guard.install(context)
+            return context, context.new_page()
+        except BaseException:
+            _close_quietly(context)  # never leave a renderer nobody will close
+            raise
 
     def _replenish(self) -> None:
         if len(self._spares) >= self.spare_target:

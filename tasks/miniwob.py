@@ -98,7 +98,10 @@ def specs() -> list[TaskSpec]:
             family="miniwob",
             description=task_class.desc,
             factory=_factory(task_class),
-            preload_path=MINIWOB_PREFIX + task_class.subdomain + ".html",
+            # BrowserGym's own setup (kept by the two tasks that override it) navigates
+            # again, so a preloaded page would only be thrown away.
+            preload_path=MINIWOB_PREFIX + task_class.subdomain + ".html"
+            if issubclass(task_class_for(task_class), OneCallSetup) else None,
         )
         for task_class in ALL_MINIWOB_TASKS
     ]

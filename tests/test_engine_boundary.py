@@ -113,6 +113,8 @@ def test_observation_hides_hidden_elements_scripts_and_masks_secrets(harness: En
     created, session = harness.open("test.escape")
     dumped = created.observation.model_dump_json()
     assert "hunter2-secret" not in dumped
+    # Secret fields this pass does not list still reach the accessibility tree: masked there too.
+    assert "transparent-secret" not in dumped and "zero-size-secret" not in dumped
     assert "hidden-value" not in dumped
     assert "invisible text" not in dumped
     assert "script text" not in dumped
