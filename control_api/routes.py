@@ -125,6 +125,7 @@ def _state_response(control: ControlState, state: EpisodeState) -> EpisodeStateR
         created_at=state.created_at,
         last_activity_at=state.last_activity_at,
         setup_ms=state.setup_ms,
+        closed_by=state.closed_by,
     )
 
 

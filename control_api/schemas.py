@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from engine.records import EpisodeLimits, EpisodeStatus, FailureReason, StepRecord
+from engine.records import ClosedBy, EpisodeLimits, EpisodeStatus, FailureReason, StepRecord
 from engine.reward import RewardBreakdown, RewardWeights
 
 # The largest seed the engine accepts (engine.manager.MAX_SEED); repeated here so that
@@ -218,6 +218,10 @@ class EpisodeStateResponse(BaseModel):
     created_at: float
     last_activity_at: float
     setup_ms: float
+    closed_by: ClosedBy | None = Field(
+        default=None,
+        description="Who closed the episode's browser context: \"trainer\" (DELETE), \"idle_timeout\" (no "
+                    "activity for the server's idle timeout) or \"shutdown\"; null while it is open.")
 
 
 class TrajectoryQuery(_Strict):

@@ -34,6 +34,7 @@ from engine.egress import EgressGuard
 from engine.observation import BidIndex, PageSnapshot, snapshot_page
 from engine.records import (
     BlockedRequest,
+    ClosedBy,
     EpisodeLimits,
     EpisodeState,
     EpisodeStatus,
@@ -166,6 +167,7 @@ class Episode:
         self.created_at = time.time()
         self.last_activity_at = self.created_at
         self.setup_ms = 0.0
+        self.closed_by: ClosedBy | None = None
 
         self._task: AbstractBrowserTask | None = None
         self._context: pw.BrowserContext | None = None
@@ -226,10 +228,11 @@ class Episode:
         self._record_media(0, observation.to_text())
         return observation
 
-    def close(self) -> None:
+    def close(self, by: ClosedBy = "trainer") -> None:
         """Tear the task down and free the browser context. The record stays."""
         if self.status is EpisodeStatus.CLOSED:
             return
+        self.closed_by = by
         if self.status is EpisodeStatus.RUNNING:
             self.status = EpisodeStatus.ENDED
         try:
@@ -444,6 +447,7 @@ class Episode:
             created_at=self.created_at,
             last_activity_at=self.last_activity_at,
             setup_ms=self.setup_ms,
+            closed_by=self.closed_by,
         )
 
     @property

@@ -20,7 +20,7 @@ from engine.agent_view import Observation
 from engine.assets import AssetServer, miniwob_html_dir
 from engine.config import EngineConfig
 from engine.episode import Episode, EpisodeClosedError, EpisodeOverError, Oracle, Recording
-from engine.records import EpisodeLimits, EpisodeState, FailureReason, StepRecord
+from engine.records import ClosedBy, EpisodeLimits, EpisodeState, FailureReason, StepRecord
 from engine.worker import WorkerPool
 from tasks.registry import TaskRegistry, TaskSpec
 
@@ -109,7 +109,7 @@ class EpisodeManager:
             self._reaper.cancel()
         for episode_id in list(self._episodes):
             try:
-                await self.close(episode_id)
+                await self.close(episode_id, by="shutdown")
             except Exception:  # noqa: BLE001 - shutting down regardless
                 logger.exception("closing episode %s failed", episode_id)
         await self.pool.stop()
@@ -187,8 +187,8 @@ class EpisodeManager:
     def episodes(self) -> list[Episode]:
         return list(self._episodes.values())
 
-    async def close(self, episode_id: str) -> EpisodeState:
-        await self._serialized(episode_id, lambda episode: episode.close())
+    async def close(self, episode_id: str, by: ClosedBy = "trainer") -> EpisodeState:
+        await self._serialized(episode_id, lambda episode: episode.close(by))
         self._tokens = {t: e for t, e in self._tokens.items() if e != episode_id}
         return self.get(episode_id).state()
 
@@ -268,7 +268,7 @@ class EpisodeManager:
                 if episode.status.value != "closed" and now - episode.last_activity_at > self.config.idle_timeout_s:
                     logger.info("closing idle episode %s", episode.id)
                     try:
-                        await self.close(episode.id)
+                        await self.close(episode.id, by="idle_timeout")
                     except Exception:  # noqa: BLE001
                         logger.exception("reaping episode %s failed", episode.id)
 

@@ -101,6 +101,11 @@ class StepRecord(BaseModel):
     failure_reason: FailureReason = FailureReason.NONE
 
 
+ClosedBy = Literal["trainer", "idle_timeout", "shutdown"]
+"""Who closed an episode's browser context: the trainer (`DELETE /v1/episodes/{id}`), the
+idle reaper (no activity for the server's idle timeout), or the server shutting down."""
+
+
 class EpisodeState(BaseModel):
     """A trainer's snapshot of one episode."""
 
@@ -123,3 +128,4 @@ class EpisodeState(BaseModel):
     created_at: float
     last_activity_at: float
     setup_ms: float
+    closed_by: ClosedBy | None = None

@@ -240,8 +240,10 @@ def test_episode_lifecycle_with_rewards(live_server, http, episodes):
     assert listed[episode_id]["success"] is True and listed[episode_id]["step_index"] == 3
     assert episode_id in {e["episode_id"] for e in http.get("/v1/episodes?status=ended").json()["episodes"]}
 
+    assert state["closed_by"] is None  # ended by its last step, but its context is still open
     closed = http.delete(f"/v1/episodes/{episode_id}")
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    assert closed.json()["closed_by"] == "trainer"
     assert http.delete(f"/v1/episodes/{episode_id}").status_code == 200  # closing twice is fine
     assert live_server.manager.agent_session(token) is None
     kept = http.get(f"/v1/episodes/{episode_id}/trajectory", params={"screenshots": "true"}).json()

@@ -225,7 +225,9 @@ def test_idle_episodes_are_reaped_after_the_configured_time():
         play(keep_busy())
         state = control.state(idle["episode_id"])
         assert state["status"] == "closed", state
+        assert state["closed_by"] == "idle_timeout" and state["failure_reason"] == "none"
         assert control.state(busy["episode_id"])["status"] == "running"
+        assert control.state(busy["episode_id"])["closed_by"] is None
         # The idle episode's token opens nothing any more, and its browser context is gone.
         response = httpx.post(live.mcp_url, json=rpc("tools/list"),
                               headers={**JSON_HEADERS, "Authorization": f"Bearer {idle['agent_token']}"}, timeout=30)
