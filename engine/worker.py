@@ -30,7 +30,7 @@ T = TypeVar("T")
 _STOP = object()
 
 # A spare context is warmed only after the worker has been idle this long: warming
-# takes a renderer start (~250 ms), and an agent's next action should not wait on it.
+# takes a renderer start (~250 ms), and an agent acting back to back should not wait on it.
 SPARE_IDLE_S = 0.3
 
 
