@@ -363,11 +363,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
+    # One warm context per worker, whatever the bursts of resets before: the memory curve
+    # then counts open episodes only, not a warm pool growing or shrinking with demand.
     server: LiveServer | ServerProcess
     if args.server == "process":
-        server = start_server_process(args.workers)
+        server = start_server_process(args.workers, max_warm_contexts=1)
     else:
-        server = start_server(**({"workers": args.workers} if args.workers else {}))
+        server = start_server(**({"workers": args.workers} if args.workers else {}), max_warm_contexts=1)
     client_loop = BackgroundLoop("bench-client")
     levels: list[Level] = []
     memory: list[MemoryPoint] = []

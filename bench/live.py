@@ -118,7 +118,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server_process(workers: int | None = None) -> ServerProcess:
+def start_server_process(workers: int | None = None, max_warm_contexts: int | None = None) -> ServerProcess:
     """Start `python -m safebrowse.cli serve` on free loopback ports and wait for its health check."""
     mcp_port, control_port = _free_port(), _free_port()
     token = "ctl_" + secrets.token_urlsafe(24)
@@ -126,8 +126,10 @@ def start_server_process(workers: int | None = None) -> ServerProcess:
                "--port", str(mcp_port), "--control-port", str(control_port)]
     if workers:
         command += ["--workers", str(workers)]
-    process = subprocess.Popen(command, env={**os.environ, "SAFEBROWSE_CONTROL_TOKEN": token},
-                               stdout=subprocess.DEVNULL)
+    env = {**os.environ, "SAFEBROWSE_CONTROL_TOKEN": token}
+    if max_warm_contexts is not None:
+        env["SAFEBROWSE_MAX_WARM_CONTEXTS"] = str(max_warm_contexts)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     server = ServerProcess(process, f"http://127.0.0.1:{mcp_port}/mcp", f"http://127.0.0.1:{control_port}", token)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:

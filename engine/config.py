@@ -64,5 +64,9 @@ class EngineConfig(BaseModel):
     setup_timeout_s: float = Field(default=20.0, gt=0, le=300)
     default_max_steps: int = Field(default=50, ge=1, le=10_000)
     max_open_episodes: int = Field(default=64, ge=1, le=10_000)
+    max_warm_contexts: int = Field(
+        default=4, ge=0, le=64,
+        description="Warm browser contexts a worker keeps ready at most (as many as its largest recent "
+                    "burst of resets); 0 turns warming off.")
     idle_timeout_s: float = Field(default=900.0, gt=0, description="Idle episodes are closed after this long.")
     extra_tasks_dir: str | None = Field(default=None, description="Operator folder of custom tasks (SAFEBROWSE_TASKS_DIR).")

@@ -9,6 +9,7 @@ event loop on Playwright.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import queue
@@ -32,6 +33,8 @@ _STOP = object()
 # A spare context is warmed only after the worker has been idle this long: warming
 # takes a renderer start (~250 ms), and an agent acting back to back should not wait on it.
 SPARE_IDLE_S = 0.3
+# How many bursts of resets (contexts taken between two idle moments) size the warm pool.
+RECENT_BURSTS = 8
 
 
 class WorkerStoppedError(RuntimeError):
@@ -105,7 +108,10 @@ class BrowserWorker:
         self._browser: pw.Browser | None = None
         self._stopped = False
         self._spares: list[_Spare] = []
-        self.spare_target = 1
+        # Contexts taken since the worker was last idle, and the sizes of recent such bursts:
+        # a trainer that resets a group of episodes at once (GRPO) will likely do so again.
+        self._taken_since_idle = 0
+        self._recent_bursts: collections.deque[int] = collections.deque(maxlen=RECENT_BURSTS)
         # What the last episode on this worker started on: the next spare preloads it.
         self._last_url: str | None = None
         self._last_viewport: dict[str, int] | None = None
@@ -156,6 +162,11 @@ class BrowserWorker:
         return None
 
     @property
+    def spare_target(self) -> int:
+        """How many warm contexts to keep: the largest recent burst of resets, within the limit."""
+        return min(self.config.max_warm_contexts, max(1, *self._recent_bursts, 0))
+
+    @property
     def has_spare(self) -> bool:
         return bool(self._spares)
 
@@ -183,6 +194,7 @@ class BrowserWorker:
         zone get a context made to measure.
         """
         self._last_url, self._last_viewport = preload_url, viewport
+        self._taken_since_idle += 1
         allowed = frozenset(origin_of(origin) for origin in allowed_origins)
         if not locale and not timezone_id and allowed == frozenset({origin_of(self.asset_origin)}):
             spare = self._take_spare(preload_url, viewport)
@@ -232,15 +244,27 @@ class BrowserWorker:
             _close_quietly(context)  # never leave a renderer nobody will close
             raise
 
-    def _replenish(self) -> None:
-        if len(self._spares) >= self.spare_target:
-            return
+    def _on_idle(self) -> None:
+        """Idle for SPARE_IDLE_S: note the burst that just ended, then warm contexts up to the
+        target, one at a time, stopping as soon as a job arrives."""
+        if self._taken_since_idle:
+            self._recent_bursts.append(self._taken_since_idle)
+            self._taken_since_idle = 0
+        target = self.spare_target
+        while len(self._spares) > target:
+            _close_quietly(self._spares.pop(0).context)  # demand went down: free the oldest
+        while len(self._spares) < target and self._jobs.empty():
+            if not self._replenish():
+                return
+
+    def _replenish(self) -> bool:
+        """Warm one spare context; False if Chromium would not open one."""
         guard = EgressGuard([self.asset_origin], _blocked_while_warming)
         try:
             context, page = self._new_context(guard, viewport=self._last_viewport)
         except pw.Error:
             logger.warning("worker %d could not warm a spare context", self.index)
-            return
+            return False
         url: str | None = None
         if self._last_url is not None:
             try:
@@ -252,6 +276,7 @@ class BrowserWorker:
                 # Still a usable blank context; the episode navigates itself.
                 logger.warning("worker %d could not preload %s", self.index, self._last_url)
         self._spares.append(_Spare(context, page, guard, url))
+        return True
 
     def _launch(self) -> None:
         assert self._playwright is not None
@@ -301,10 +326,11 @@ class BrowserWorker:
 
     def _loop(self) -> None:
         while True:
+            idle_work = self._taken_since_idle > 0 or len(self._spares) != self.spare_target
             try:
-                item = self._jobs.get(timeout=SPARE_IDLE_S if len(self._spares) < self.spare_target else None)
+                item = self._jobs.get(timeout=SPARE_IDLE_S if idle_work else None)
             except queue.Empty:
-                self._replenish()
+                self._on_idle()
                 continue
             if item is _STOP:
                 return

@@ -56,7 +56,8 @@ class ServerSettings(BaseModel):
         for key, name in (("workers", "SAFEBROWSE_WORKERS"), ("chromium_path", "SAFEBROWSE_CHROMIUM"),
                           ("extra_tasks_dir", "SAFEBROWSE_TASKS_DIR"),
                           ("idle_timeout_s", "SAFEBROWSE_IDLE_TIMEOUT_S"),
-                          ("max_open_episodes", "SAFEBROWSE_MAX_OPEN_EPISODES")):
+                          ("max_open_episodes", "SAFEBROWSE_MAX_OPEN_EPISODES"),
+                          ("max_warm_contexts", "SAFEBROWSE_MAX_WARM_CONTEXTS")):
             if env.get(name):
                 engine_values[key] = env[name]
         engine_overrides = overrides.pop("engine", None)

@@ -52,9 +52,10 @@ def page_task(task_id: str, page: str, goal: str, **spec_fields: object) -> Task
 class EngineHarness:
     """An EpisodeManager with one browser worker, MiniWoB and the given page tasks."""
 
-    def __init__(self, name: str, *page_tasks: TaskSpec) -> None:
+    def __init__(self, name: str, *page_tasks: TaskSpec, **engine_overrides: object) -> None:
         self.loop = BackgroundLoop(name)
-        self.manager = EpisodeManager(EngineConfig(workers=1), TaskRegistry([*miniwob.specs(), *page_tasks]))
+        config = EngineConfig(**{"workers": 1, **engine_overrides})  # type: ignore[arg-type]
+        self.manager = EpisodeManager(config, TaskRegistry([*miniwob.specs(), *page_tasks]))
         self.loop.run(self.manager.start())
 
     def run(self, coroutine):

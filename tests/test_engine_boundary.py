@@ -51,8 +51,9 @@ def test_a_warm_context_keeps_its_guard_and_reports_to_the_episode_that_takes_it
     while not worker.has_spare:  # warmed, guarded, while the worker was idle
         assert time.monotonic() < deadline, "the idle worker warmed no spare context"
         time.sleep(0.1)
+    warm = {id(spare.context) for spare in worker._spares}
     created, session = harness.open("test.escape")
-    assert not worker.has_spare  # this episode runs in it
+    assert id(harness.manager.get(created.episode_id)._context) in warm  # this episode runs in one
     harness.run(session.act("click", {"id": harness.element(created.observation, "external")}))
     blocked = [b for record in harness.manager.trajectory(created.episode_id) for b in record.blocked]
     assert any("example.com" in b.url for b in blocked), blocked

@@ -1,0 +1,81 @@
+"""A worker keeps as many warm contexts as its recent bursts of resets asked for.
+
+A trainer that resets a group of episodes at once (GRPO's group of rollouts of
+one task) gets every one of them from a warm context with the task's page
+already loaded, once it has done so before; the pool shrinks back when the
+bursts stop, and never grows past the configured limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from page_tasks import EngineHarness
+
+from engine.worker import RECENT_BURSTS
+
+TASK = "miniwob.click-test"
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[EngineHarness]:
+    h = EngineHarness("warm-pool-tests", max_warm_contexts=3)
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def wait_for(condition, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def burst(harness: EngineHarness, count: int, seed: int) -> list[str]:
+    """Create `count` episodes at once and return their ids."""
+
+    async def create_all():
+        return await asyncio.gather(*(harness.manager.create(TASK, seed=seed + k) for k in range(count)))
+
+    return [created.episode_id for created in harness.run(create_all())]
+
+
+def close_all(harness: EngineHarness, episode_ids: list[str]) -> None:
+    for episode_id in episode_ids:
+        harness.run(harness.manager.close(episode_id))
+
+
+def test_a_burst_of_resets_is_served_warm_the_next_time(harness: EngineHarness) -> None:
+    manager = harness.manager
+    worker = manager.pool.workers[0]
+    url = manager.assets.origin + manager.registry.get(TASK).preload_path
+    close_all(harness, burst(harness, 3, seed=10))  # teaches the worker: three at once
+
+    wait_for(lambda: sum(spare.url == url for spare in worker._spares) == 3,
+             "the worker did not warm three contexts with the task's page after a burst of three")
+    warm = {id(spare.context) for spare in worker._spares}
+    episode_ids = burst(harness, 3, seed=20)
+    try:
+        taken = {id(manager.get(episode_id)._context) for episode_id in episode_ids}
+        assert taken == warm  # every episode of the second burst got one of the warm contexts
+        assert all(manager.get(episode_id).goal.startswith("Click") for episode_id in episode_ids)
+    finally:
+        close_all(harness, episode_ids)
+
+
+def test_the_pool_never_exceeds_its_limit_and_shrinks_when_bursts_stop(harness: EngineHarness) -> None:
+    worker = harness.manager.pool.workers[0]
+    close_all(harness, burst(harness, 5, seed=30))  # more than the limit of 3
+    wait_for(lambda: len(worker._spares) == 3, "the pool did not fill up to its limit")
+    time.sleep(1.0)
+    assert len(worker._spares) == 3  # and no further
+
+    for k in range(RECENT_BURSTS):  # one reset at a time, with pauses: bursts of one
+        close_all(harness, burst(harness, 1, seed=40 + k))
+        wait_for(lambda: worker._taken_since_idle == 0, "the worker never went idle")
+    wait_for(lambda: len(worker._spares) == 1, "the pool did not shrink back to one warm context")
