@@ -8,8 +8,12 @@ see the same load, and prints reset and step latencies, episodes per minute,
 success rates and the BrowserGym/safebrowse ratios.
 
 `python -m bench.concurrency` measures aggregate actions per second through
-MCP with several episodes acting in parallel, and the resident memory each
-extra open episode costs.
+MCP with several episodes acting in parallel, the CPU each action costs by
+process, and the resident memory each extra open episode costs.
+
+`python -m bench.groups` resets groups of episodes of one task at once, as a
+GRPO trainer does, and prints how long each group takes until every agent has
+its first observation.
 
 Both print their targets next to the numbers and say whether each was met;
 nothing here asserts a speed, so a busy machine gives slow numbers, not

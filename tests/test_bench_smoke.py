@@ -92,3 +92,14 @@ def test_concurrency_quick_run_reports_throughput_and_memory(tmp_path):
     assert all(point["pss_mb"] > 0 and point["rss_mb"] >= point["pss_mb"] >= point["uss_mb"] for point in memory)
     assert re.search(r"4 parallel episodes at least 1.6x the actions/s of 1:\s+-\s+NOT MEASURED", done.stdout)
     assert re.search(r"under 80 MB per extra open episode \(PSS sum\):\s+\S+ MB\s+(MET|NOT MET)", done.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT_S + 20)
+def test_groups_quick_run_resets_every_round():
+    done = run_module("bench.groups", "--group", "2", "--rounds", "2", "--pause", "0.5")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if re.match(r"^[12]\s+\d+\s+\d+\s+\d+$", line)]
+    assert [row[0] for row in rows] == ["1", "2"], done.stdout
+    assert all(int(reset) > 0 for row in rows for reset in row[1:])
+    assert "first round (cold)" in done.stdout
