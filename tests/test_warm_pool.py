@@ -79,3 +79,18 @@ def test_the_pool_never_exceeds_its_limit_and_shrinks_when_bursts_stop(harness: 
         close_all(harness, burst(harness, 1, seed=40 + k))
         wait_for(lambda: worker._taken_since_idle == 0, "the worker never went idle")
     wait_for(lambda: len(worker._spares) == 1, "the pool did not shrink back to one warm context")
+
+
+def test_a_limit_of_zero_turns_warming_off() -> None:
+    harness = EngineHarness("warm-pool-off", max_warm_contexts=0)
+    try:
+        worker = harness.manager.pool.workers[0]
+        close_all(harness, burst(harness, 2, seed=50))
+        wait_for(lambda: worker._taken_since_idle == 0, "the worker never went idle")
+        time.sleep(1.0)
+        assert worker._spares == []
+        created, _session = harness.open(TASK, seed=60)  # still served, from a new context
+        assert created.goal.startswith("Click")
+        harness.run(harness.manager.close(created.episode_id))
+    finally:
+        harness.stop()
