@@ -45,13 +45,11 @@ from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from bench import cpu, stats
 from bench.live import LiveServer, ServerProcess, start_server, start_server_process
 from bench.memory import TreeMemory, tree_memory
-from safebrowse.client import AsyncControlClient
+from safebrowse.client import AsyncControlClient, agent_client
 from safebrowse.loop import BackgroundLoop
 from safebrowse.progress import ProgressBar
 
@@ -125,10 +123,7 @@ class Runner:
         for k in range(count):
             created = await self.control.create_episode(self.task_id, seed=seed + k, **NEVER_ENDS)
             episode_ids.append(created.episode_id)
-            http = await stack.enter_async_context(
-                create_mcp_http_client(headers={"Authorization": f"Bearer {created.agent_token}"})
-            )
-            client = await stack.enter_async_context(Client(streamable_http_client(created.mcp_url, http_client=http)))
+            client = await stack.enter_async_context(agent_client(created.mcp_url, created.agent_token))
             agent = Agent(client, self.action)
             await agent.prepare()
             agents.append(agent)

@@ -23,14 +23,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
-
 from bench import stats
 from bench.live import ServerProcess, start_server_process
 from engine.config import EngineConfig
-from safebrowse.client import AsyncControlClient
+from safebrowse.client import AsyncControlClient, agent_client
 
 
 async def one_agent(control: AsyncControlClient, task_id: str, seed: int,
@@ -42,13 +38,12 @@ async def one_agent(control: AsyncControlClient, task_id: str, seed: int,
     started = time.perf_counter()
     try:
         created = await control.create_episode(task_id, seed=seed)
-        async with create_mcp_http_client(headers={"Authorization": f"Bearer {created.agent_token}"}) as http:
-            async with Client(streamable_http_client(created.mcp_url, http_client=http)) as agent:
-                first = await agent.call_tool("observe", {})
-                if first.structured_content is None:
-                    raise RuntimeError(f"the first observe returned no observation: {first.content}")
-                ready.set_result((created.episode_id, time.perf_counter() - started))
-                await release.wait()
+        async with agent_client(created.mcp_url, created.agent_token) as agent:
+            first = await agent.call_tool("observe", {})
+            if first.structured_content is None:
+                raise RuntimeError(f"the first observe returned no observation: {first.content}")
+            ready.set_result((created.episode_id, time.perf_counter() - started))
+            await release.wait()
     except BaseException as error:
         if not ready.done():
             ready.set_exception(error)  # the round fails instead of waiting for this agent forever

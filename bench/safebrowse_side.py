@@ -17,12 +17,8 @@ import traceback
 from contextlib import AsyncExitStack
 from typing import Any
 
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
-
 from bench.episodes import MAX_STEPS, EpisodeResult
-from safebrowse.client import AsyncControlClient
+from safebrowse.client import AsyncControlClient, agent_client
 from safebrowse.scripted import Policy
 
 SIDE = "safebrowse"
@@ -48,12 +44,7 @@ class SafebrowseSide:
                 created = await self.control.create_episode(task_id, seed=seed, max_steps=self.max_steps)
                 episode_id = created.episode_id
                 t1 = time.perf_counter()
-                http = await stack.enter_async_context(
-                    create_mcp_http_client(headers={"Authorization": f"Bearer {created.agent_token}"})
-                )
-                agent = await stack.enter_async_context(
-                    Client(streamable_http_client(created.mcp_url, http_client=http))
-                )
+                agent = await stack.enter_async_context(agent_client(created.mcp_url, created.agent_token))
                 t2 = time.perf_counter()
                 first = await agent.call_tool("observe", {})
                 t3 = time.perf_counter()

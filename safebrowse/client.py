@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -36,6 +37,9 @@ from control_api.schemas import (
     TrajectoryStep,
 )
 from engine.reward import RewardWeights
+
+if TYPE_CHECKING:
+    from mcp import Client
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -306,6 +310,22 @@ def env_reward(completions: Sequence[Any], env_reward: Sequence[float], **kwargs
     return [float(value) for value in env_reward]
 
 
+@asynccontextmanager
+async def agent_client(mcp_url: str, agent_token: str, **client_options: Any) -> AsyncIterator[Client]:
+    """An `mcp` SDK client connected to the MCP door as one episode's agent.
+
+    The agent token goes in the `Authorization` header of every request, over
+    streamable HTTP. `client_options` go to `mcp.Client` unchanged.
+    """
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {agent_token}"})
+    async with http, Client(streamable_http_client(mcp_url, http_client=http), **client_options) as client:
+        yield client
+
+
 async def _decide(policy: Policy, observation: Observation) -> ToolCall | None:
     decision = policy(observation)
     if inspect.isawaitable(decision):
@@ -316,15 +336,10 @@ async def _decide(policy: Policy, observation: Observation) -> ToolCall | None:
 async def _run_episode(
     control: AsyncControlClient, spec: EpisodeSpec, policy: Policy, max_steps: int | None, close: bool
 ) -> EpisodeRollout:
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
-
     created = await control.create_episode(spec.task_id, seed=spec.seed, **dict(spec.options))
     actions: list[ToolCall] = []
     try:
-        http = create_mcp_http_client(headers={"Authorization": f"Bearer {created.agent_token}"})
-        async with http, Client(streamable_http_client(created.mcp_url, http_client=http)) as agent:
+        async with agent_client(created.mcp_url, created.agent_token) as agent:
             result = await agent.call_tool("observe", {})
             observation = result.structured_content
             while observation is not None and not observation.get("episode_over", False):
@@ -423,6 +438,7 @@ __all__ = [
     "EpisodeSpec",
     "Policy",
     "RolloutBatch",
+    "agent_client",
     "arollout",
     "env_reward",
     "rollout",

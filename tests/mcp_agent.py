@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import CallToolResult
+
+from safebrowse.client import agent_client
 
 
 class Agent:
@@ -66,6 +66,5 @@ class Agent:
 
 @asynccontextmanager
 async def connect(url: str, token: str, mode: str = "auto") -> AsyncIterator[Agent]:
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
-    async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+    async with agent_client(url, token, mode=mode) as client:
         yield Agent(client)
