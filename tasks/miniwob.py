@@ -69,20 +69,19 @@ class OneCallSetup:
         return started["goal"], info
 
 
+@cache
 def task_class_for(task_class: type[AbstractMiniwobTask]) -> type[AbstractMiniwobTask]:
     """The class an episode runs: BrowserGym's, with the one-call setup when it fits.
 
     Tasks whose class overrides `setup` (to rewrite how the goal is read) keep
-    BrowserGym's own setup, which their override calls.
+    BrowserGym's own setup, which their override calls. One class per task, made once.
     """
     if task_class.setup is not AbstractMiniwobTask.setup:
         return task_class
     return type(task_class.__name__, (OneCallSetup, task_class), {"__module__": __name__})
 
 
-def _factory(task_class: type[AbstractMiniwobTask]):
-    runnable = task_class_for(task_class)
-
+def _factory(runnable: type[AbstractMiniwobTask]):
     def build(context: TaskContext) -> AbstractMiniwobTask:
         # MiniWoB pages load ../core/*.js, so the package's whole html/ folder is
         # mounted at the asset server's root and the tasks live under /miniwob/.
@@ -92,16 +91,16 @@ def _factory(task_class: type[AbstractMiniwobTask]):
 
 
 def specs() -> list[TaskSpec]:
-    return [
-        TaskSpec(
-            id=task_class.get_task_id(),
-            family="miniwob",
-            description=task_class.desc,
-            factory=_factory(task_class),
-            # BrowserGym's own setup (kept by the two tasks that override it) navigates
-            # again, so a preloaded page would only be thrown away.
-            preload_path=MINIWOB_PREFIX + task_class.subdomain + ".html"
-            if issubclass(task_class_for(task_class), OneCallSetup) else None,
-        )
-        for task_class in ALL_MINIWOB_TASKS
-    ]
+    return [_spec(task_class_for(task_class)) for task_class in ALL_MINIWOB_TASKS]
+
+
+def _spec(runnable: type[AbstractMiniwobTask]) -> TaskSpec:
+    return TaskSpec(
+        id=runnable.get_task_id(),
+        family="miniwob",
+        description=runnable.desc,
+        factory=_factory(runnable),
+        # BrowserGym's own setup (kept by the two tasks that override it) navigates
+        # again, so a preloaded page would only be thrown away.
+        preload_path=MINIWOB_PREFIX + runnable.subdomain + ".html" if issubclass(runnable, OneCallSetup) else None,
+    )
