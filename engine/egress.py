@@ -28,6 +28,11 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}:"
 
 
+def origin_set(origins: list[str]) -> frozenset[str]:
+    """Origins as the guard compares them (scheme, host and explicit port)."""
+    return frozenset(origin_of(origin) for origin in origins)
+
+
 def _page_of(request: pw.Request) -> pw.Page | None:
     try:
         return request.frame.page
@@ -47,7 +52,7 @@ class EgressGuard:
     """Allows requests to a fixed set of origins and records the rest."""
 
     def __init__(self, allowed_origins: list[str], on_blocked: BlockedCallback) -> None:
-        self.allowed = frozenset(origin_of(origin) for origin in allowed_origins)
+        self.allowed = origin_set(allowed_origins)
         self._on_blocked = on_blocked
 
     def rebind(self, on_blocked: BlockedCallback) -> None:

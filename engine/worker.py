@@ -23,7 +23,7 @@ from playwright.sync_api import sync_playwright
 
 from engine import playwright_calls
 from engine.config import CHROMIUM_FLAGS, EngineConfig, find_chromium
-from engine.egress import BlockedCallback, EgressGuard, origin_of
+from engine.egress import BlockedCallback, EgressGuard, origin_set
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -195,8 +195,8 @@ class BrowserWorker:
         """
         self._last_url, self._last_viewport = preload_url, viewport
         self._taken_since_idle += 1
-        allowed = frozenset(origin_of(origin) for origin in allowed_origins)
-        if not locale and not timezone_id and allowed == frozenset({origin_of(self.asset_origin)}):
+        # Warm contexts are guarded for the asset server alone (see `_replenish`).
+        if not locale and not timezone_id and origin_set(allowed_origins) == origin_set([self.asset_origin]):
             spare = self._take_spare(preload_url, viewport)
             if spare is not None:
                 try:
