@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
-
+from conftest import wait_for
 from page_tasks import EngineHarness, page_task
 
 ESCAPE = page_task("test.escape", "escape.html", "Try every way out of this page.", secret_selector="input.secret")
@@ -47,10 +46,7 @@ def test_requests_to_other_origins_are_blocked_and_recorded(harness: EngineHarne
 
 def test_a_warm_context_keeps_its_guard_and_reports_to_the_episode_that_takes_it(harness: EngineHarness) -> None:
     worker = harness.manager.pool.workers[0]
-    deadline = time.monotonic() + 15
-    while not worker.has_spare:  # warmed, guarded, while the worker was idle
-        assert time.monotonic() < deadline, "the idle worker warmed no spare context"
-        time.sleep(0.1)
+    wait_for(lambda: worker.has_spare, "the idle worker warmed no spare context")  # warmed, guarded, while idle
     warm = {id(spare.context) for spare in worker._spares}
     created, session = harness.open("test.escape")
     assert id(harness.manager.get(created.episode_id)._context) in warm  # this episode runs in one
@@ -66,10 +62,7 @@ def test_a_warm_context_preloaded_for_another_task_keeps_no_history_of_it(harnes
     click_test = harness.manager.assets.origin + "/miniwob/click-test.html"
     first, _ = harness.open("miniwob.click-test")  # the worker will preload click-test next
     harness.run(harness.manager.close(first.episode_id))
-    deadline = time.monotonic() + 15
-    while not worker.has_spare_at(click_test):
-        assert time.monotonic() < deadline, "the idle worker preloaded nothing"
-        time.sleep(0.1)
+    wait_for(lambda: worker.has_spare_at(click_test), "the idle worker preloaded nothing")
     created, session = harness.open("miniwob.click-button")  # takes the click-test spare
     assert created.observation.url.endswith("/miniwob/click-button.html")
     back = harness.run(session.act("go_back", {})).observation

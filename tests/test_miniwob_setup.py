@@ -3,12 +3,12 @@ as BrowserGym's own setup on a fresh page, for every seed."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 from browsergym.miniwob import ALL_MINIWOB_TASKS
 from browsergym.miniwob.base import AbstractMiniwobTask
+from conftest import wait_for
 from playwright.sync_api import Browser, sync_playwright
 
 from engine.assets import AssetServer, miniwob_html_dir
@@ -77,10 +77,8 @@ def test_a_warm_preloaded_context_gives_the_same_episode_as_a_cold_one(engine, t
     url = manager.assets.origin + spec.preload_path
     first = engine.run(manager.create(task_id, seed=5))  # teaches the workers which page comes next
     engine.run(manager.close(first.episode_id))
-    deadline = time.monotonic() + 15
-    while not any(worker.has_spare_at(url) for worker in manager.pool.workers):
-        assert time.monotonic() < deadline, "no worker preloaded the task's page while idle"
-        time.sleep(0.1)
+    wait_for(lambda: any(worker.has_spare_at(url) for worker in manager.pool.workers),
+             "no worker preloaded the task's page while idle")
     preloaded = [worker for worker in manager.pool.workers if worker.has_spare_at(url)]
     warm = engine.run(manager.create(task_id, seed=5))
     try:

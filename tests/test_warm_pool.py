@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from conftest import wait_for
 from page_tasks import EngineHarness
 
 from engine.worker import RECENT_BURSTS
@@ -27,13 +28,6 @@ def harness() -> Iterator[EngineHarness]:
         yield h
     finally:
         h.stop()
-
-
-def wait_for(condition, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def burst(harness: EngineHarness, count: int, seed: int) -> list[str]:
