@@ -253,6 +253,12 @@ class BrowserWorker:
         target = self.spare_target
         while len(self._spares) > target:
             _close_quietly(self._spares.pop(0).context)  # demand went down: free the oldest
+        # Contexts preloaded for a page the last episode did not start on were a wrong guess:
+        # replace them, so the pool follows a trainer that moves to another task.
+        stale = [spare for spare in self._spares if spare.url is not None and spare.url != self._last_url]
+        self._spares = [spare for spare in self._spares if spare not in stale]
+        for spare in stale:
+            _close_quietly(spare.context)
         while len(self._spares) < target and self._jobs.empty():
             if not self._replenish():
                 return

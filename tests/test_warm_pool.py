@@ -88,3 +88,17 @@ def test_a_limit_of_zero_turns_warming_off() -> None:
         harness.run(harness.manager.close(created.episode_id))
     finally:
         harness.stop()
+
+
+def test_the_pool_follows_a_trainer_to_another_task(harness: EngineHarness) -> None:
+    manager = harness.manager
+    worker = manager.pool.workers[0]
+    other = "miniwob.click-button"
+    other_url = manager.assets.origin + manager.registry.get(other).preload_path
+    close_all(harness, burst(harness, 2, seed=70))  # two warm contexts showing click-test
+    wait_for(lambda: len(worker._spares) >= 2, "the pool did not fill up")
+    created, _session = harness.open(other, seed=80)
+    harness.run(manager.close(created.episode_id))
+    # Every warm context now shows the new task's page; none is left on the old one.
+    wait_for(lambda: len(worker._spares) >= 2 and all(spare.url == other_url for spare in worker._spares),
+             "the warm contexts stayed on the previous task's page")
