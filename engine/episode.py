@@ -18,17 +18,10 @@ import playwright.sync_api as pw
 from browsergym.core.task import AbstractBrowserTask
 from pydantic import ValidationError
 
-from engine.actions import (
-    BID_ATTRIBUTE,
-    Action,
-    ActionError,
-    AskOracle,
-    SendMessage,
-    TabFocus,
-    execute,
-    parse_action,
-)
-from engine.agent_view import Observation, Tab
+from engine.actions import BID_ATTRIBUTE, ActionError, execute
+from engine.agent_view.actions import Action, AskOracle, SendMessage, TabFocus, describe_validation_error, parse_action
+from engine.agent_view.observation import Observation, Tab
+from engine.agent_view.port import EpisodeOverError
 from engine.config import EngineConfig
 from engine.egress import EgressGuard
 from engine.observation import BidIndex, PageSnapshot, snapshot_page
@@ -52,13 +45,6 @@ GREETING = "Hi! I am your UI assistant, I can perform web tasks for you. What ca
 
 # An oracle answers (question, goal, observation text, hints) with a hint.
 Oracle = Callable[[str, str, str, tuple[str, ...]], str]
-
-
-class EpisodeOverError(Exception):
-    """The episode accepts no further actions. The message never says why."""
-
-    def __init__(self) -> None:
-        super().__init__("The episode is over: no further actions are accepted.")
 
 
 class OracleUnavailableError(Exception):
@@ -96,28 +82,6 @@ class StepMedia:
     observation_text: str | None = None
     screenshot_png: bytes | None = None
     screenshot_skipped: str | None = None
-
-
-MAX_PROBLEMS_SHOWN = 10
-MAX_LOCATION_CHARS = 80
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem, naming the argument and what is allowed.
-
-    Argument names come from the caller, so they are cut short and only the first few
-    problems are listed: an agent cannot make the answer (or the recorded step) huge.
-    """
-    problems = []
-    items = error.errors(include_url=False, include_input=False)
-    for item in items[:MAX_PROBLEMS_SHOWN]:
-        location = ".".join(str(part) for part in item["loc"]) or "arguments"
-        if len(location) > MAX_LOCATION_CHARS:
-            location = location[:MAX_LOCATION_CHARS] + "..."
-        problems.append(f"{location}: {item['msg']}")
-    if len(items) > MAX_PROBLEMS_SHOWN:
-        problems.append(f"and {len(items) - MAX_PROBLEMS_SHOWN} more")
-    return "Invalid arguments: " + "; ".join(problems)
 
 
 def playwright_message(error: pw.Error) -> str:

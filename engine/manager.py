@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from engine.agent_view import Observation
+from engine.agent_session import AgentSession
+from engine.agent_view.observation import Observation
+from engine.agent_view.port import EpisodeOverError
 from engine.assets import AssetServer, miniwob_html_dir
 from engine.config import EngineConfig
-from engine.episode import Episode, EpisodeClosedError, EpisodeOverError, Oracle, Recording
+from engine.episode import Episode, EpisodeClosedError, Oracle, Recording
 from engine.records import ClosedBy, EpisodeLimits, EpisodeState, FailureReason, StepRecord
 from engine.worker import WorkerPool
 from tasks.registry import TaskRegistry, TaskSpec
@@ -54,22 +56,6 @@ class CreatedEpisode:
     task_id: str
     goal: str
     observation: Observation | None
-
-
-@dataclass(frozen=True)
-class OracleReply:
-    """What an agent gets back from ask_oracle: a hint, or why there is none."""
-
-    answer: str
-    refused: bool
-
-
-@dataclass(frozen=True)
-class AgentStepResult:
-    """What an agent gets back from an action: the new page and, if any, why it failed."""
-
-    observation: Observation
-    error: str | None
 
 
 class EpisodeManager:
@@ -203,7 +189,7 @@ class EpisodeManager:
 
     # -- agent side ----------------------------------------------------------------------
 
-    def agent_session(self, token: str) -> "AgentSession | None":
+    def agent_session(self, token: str) -> AgentSession | None:
         """The session an agent token opens, or None for an unknown or closed episode."""
         for known, episode_id in self._tokens.items():
             if hmac.compare_digest(known, token):
@@ -213,7 +199,7 @@ class EpisodeManager:
                 return AgentSession(self, episode_id)
         return None
 
-    def bind_agent(self, episode_id: str) -> "AgentSession":
+    def bind_agent(self, episode_id: str) -> AgentSession:
         """An agent session for an episode the caller created itself (stdio)."""
         self.get(episode_id)
         return AgentSession(self, episode_id)
@@ -240,7 +226,21 @@ class EpisodeManager:
             except Exception:  # noqa: BLE001 - observers must not break an episode
                 logger.exception("on_end callback failed")
 
-    def _notify(self, episode: Episode, record: StepRecord) -> None:
+    async def run_for_agent(self, episode_id: str, job: Callable[[Episode], T]) -> T:
+        """Run an agent's job on the episode's worker, after the jobs before it.
+
+        An episode that is unknown (forgotten) reads to the agent as one that is over:
+        the agent learns nothing about what happened to it."""
+        try:
+            return await self._serialized(episode_id, job)
+        except EpisodeNotFoundError:
+            raise EpisodeOverError() from None
+
+    def after_step(self, episode_id: str, record: StepRecord) -> None:
+        """Tell the step observers (metrics) about a step an agent took."""
+        episode = self._episodes.get(episode_id)
+        if episode is None:
+            return
         for callback in self.on_step:
             try:
                 callback(episode, record)
@@ -273,62 +273,11 @@ class EpisodeManager:
                         logger.exception("reaping episode %s failed", episode.id)
 
 
-class AgentSession:
-    """Everything an agent may do to its one episode. Returns agent-visible types only."""
-
-    def __init__(self, manager: EpisodeManager, episode_id: str) -> None:
-        self._manager = manager
-        self.episode_id = episode_id
-
-    @property
-    def goal(self) -> str:
-        return self._manager.get(self.episode_id).goal
-
-    def is_open(self) -> bool:
-        try:
-            return self._manager.get(self.episode_id).status.value != "closed"
-        except EpisodeNotFoundError:
-            return False
-
-    async def observe(self, screenshot: bool = False) -> tuple[Observation, bytes | None]:
-        return await self._manager._serialized(self.episode_id, lambda e: e.observe(screenshot))
-
-    async def act(self, tool: str, arguments: dict[str, Any]) -> AgentStepResult:
-        """Run one action. Raises EpisodeOverError once the episode accepts no more."""
-
-        def job(episode: Episode) -> tuple[Observation, StepRecord, Episode]:
-            observation, record = episode.step(tool, arguments)
-            return observation, record, episode
-
-        observation, record, episode = await self._manager._serialized(self.episode_id, job)
-        self._manager._notify(episode, record)
-        return AgentStepResult(observation=observation, error=record.error)
-
-    async def ask_oracle(self, question: str) -> str:
-        """The oracle's hint, or the reason there is none."""
-        return (await self.consult_oracle(question)).answer
-
-    async def consult_oracle(self, question: str) -> "OracleReply":
-        """Like `ask_oracle`, saying also whether the question was refused (budget, bad input)."""
-
-        def job(episode: Episode) -> tuple[str, StepRecord, Episode]:
-            answer, record = episode.ask_oracle(question)
-            return answer, record, episode
-
-        answer, record, episode = await self._manager._serialized(self.episode_id, job)
-        self._manager._notify(episode, record)
-        return OracleReply(answer=answer, refused=not record.valid)
-
-
 __all__ = [
-    "AgentSession",
-    "AgentStepResult",
-    "OracleReply",
     "CreatedEpisode",
     "EpisodeClosedError",
     "EpisodeManager",
     "EpisodeNotFoundError",
-    "EpisodeOverError",
     "EpisodeSetupError",
     "TooManyEpisodesError",
 ]

@@ -1,4 +1,4 @@
-"""What an agent may see. Nothing here can hold a reward, a verdict or trainer data.
+"""The page as an agent sees it. Nothing here can hold a reward, a verdict or trainer data.
 
 These types are the only ones the agent door returns. They are deliberately a
 separate family from `engine.records` (the trainer's view), so a reward field
