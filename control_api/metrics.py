@@ -1,17 +1,42 @@
-"""Prometheus metrics for the trainer door, in the text exposition format (0.0.4).
+"""Prometheus metrics for the trainer door, through prometheus-client.
 
-Step metrics come from the manager's `on_step` callbacks; episode gauges are read
-from the manager at scrape time; response counts come from a small ASGI wrapper.
-The format is simple enough to write out directly, so no client library is needed.
+Step metrics come from the manager's `on_step` callbacks; episode gauges are set
+from the manager's episodes at scrape time; response counts come from a small
+ASGI wrapper. Each `Metrics` has a registry of its own rather than the library's
+global one, so several control apps (tests build many) can live in one process.
+
+One process or several. By default `/metrics` shows this process's registry.
+When `PROMETHEUS_MULTIPROC_DIR` names a directory in the environment *before the
+process starts* (prometheus-client picks its value storage when it is imported),
+every process that records metrics writes them to files there, and `/metrics`
+shows the aggregate of all of them through `MultiProcessCollector`: counters and
+the step histogram are summed, and the two episode gauges use the `livesum` mode,
+the sum over processes still alive. A supervisor calls
+`prometheus_client.multiprocess.mark_process_dead(pid)` when a process exits, so
+its open episodes stop counting, and empties the directory between runs. In that
+mode each process holds one `Metrics` (two in one process would share its file
+entries), and a process without a `/metrics` route of its own keeps its gauges
+current with `count_episodes`.
+
+Counters carry no `_created` series: the multi-process files do not keep one, so
+leaving it out makes both modes expose the same series.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
-from collections import Counter
-from collections.abc import Iterable, Mapping
+import collections
+import os
+from collections.abc import Iterable, Iterator
 
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.actions import ACTION_NAMES
@@ -19,109 +44,131 @@ from engine.episode import Episode
 from engine.manager import EpisodeManager
 from engine.records import EpisodeStatus, StepRecord
 
+# The classic text format (what generate_latest writes with its default escaping and
+# the legacy metric names used here); scrapers negotiate nothing more from us.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STEP_SECONDS_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 KNOWN_TOOLS = frozenset(ACTION_NAMES)
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(labels.items())) + "}"
-
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-class Histogram:
-    def __init__(self, buckets: Iterable[float]) -> None:
-        self.bounds = tuple(sorted(buckets))
-        self.counts = [0] * (len(self.bounds) + 1)
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
-
-    def lines(self, name: str) -> list[str]:
-        lines, cumulative = [], 0
-        for bound, count in zip((*self.bounds, math.inf), self.counts):
-            cumulative += count
-            lines.append(f"{name}_bucket{_labels({'le': _number(bound)})} {cumulative}")
-        lines.append(f"{name}_sum {_number(self.total)}")
-        lines.append(f"{name}_count {cumulative}")
-        return lines
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
-    """Counters for one control API instance."""
+    """The metrics of one control API instance, in a registry of its own."""
 
     def __init__(self) -> None:
-        self.episodes_created = 0
-        self.create_errors: Counter[str] = Counter()
-        self.steps: Counter[tuple[str, str]] = Counter()
-        self.episodes_ended: Counter[str] = Counter()
-        self.responses: Counter[str] = Counter()
-        self.step_seconds = Histogram(STEP_SECONDS_BUCKETS)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir: str | None = os.environ.get(MULTIPROC_DIR_ENV) or None
+        registry = self.registry
+        self._created_total = Counter("safebrowse_episodes_created", "Episodes created through the control API.",
+                                registry=registry)
+        self._create_errors = Counter("safebrowse_episode_create_errors",
+                                      "Refused or failed episode creations, by error.", ["error"], registry=registry)
+        self._episodes_open = Gauge("safebrowse_episodes_open", "Episodes that still accept actions.",
+                                    registry=registry, multiprocess_mode="livesum")
+        self._contexts_open = Gauge("safebrowse_browser_contexts_open",
+                                    "Episodes whose browser context is not yet closed.",
+                                    registry=registry, multiprocess_mode="livesum")
+        self._steps = Counter("safebrowse_steps", "Agent steps, by tool and outcome (ok or the error kind).",
+                              ["tool", "outcome"], registry=registry)
+        self._step_errors = Counter("safebrowse_step_errors", "Agent steps that failed, by error kind.",
+                                    ["kind"], registry=registry)
+        self._episodes_ended = Counter("safebrowse_episodes_ended", "Episodes that ended, by failure reason.",
+                                       ["reason"], registry=registry)
+        self._responses = Counter("safebrowse_control_responses", "Control API responses, by status code.",
+                                  ["code"], registry=registry)
+        self._step_seconds = Histogram("safebrowse_step_duration_seconds",
+                                       "Time to act, validate and observe one step.",
+                                       buckets=STEP_SECONDS_BUCKETS, registry=registry)
+        # Backing for the attribute form below; counts of this instance only.
+        self._created_here = 0
+        self.create_errors = CountsByLabel(self._create_errors)
 
     # -- recording ----------------------------------------------------------------------
 
+    def episode_created(self) -> None:
+        self._created_total.inc()
+
+    def create_failed(self, error: str) -> None:
+        """A refused or failed creation; `error` is the API error code (`unknown_task`, ...)."""
+        self._create_errors.labels(error).inc()
+
     def on_step(self, episode: Episode, record: StepRecord) -> None:
         tool = record.tool if record.tool in KNOWN_TOOLS else "other"
-        self.steps[(tool, record.error_kind or "ok")] += 1
-        self.step_seconds.observe((record.action_ms + record.observation_ms + record.validate_ms) / 1000)
+        outcome = record.error_kind or "ok"
+        self._steps.labels(tool, outcome).inc()
+        if record.error_kind:
+            self._step_errors.labels(record.error_kind).inc()
+        self._step_seconds.observe((record.action_ms + record.observation_ms + record.validate_ms) / 1000)
         if record.terminated:
-            self.episodes_ended[record.failure_reason.value] += 1
+            self._episodes_ended.labels(record.failure_reason.value).inc()
 
     def episode_ended(self, reason: str) -> None:
-        self.episodes_ended[reason] += 1
+        """An end no step reported (the trainer's `end`)."""
+        self._episodes_ended.labels(reason).inc()
+
+    def response_sent(self, status_code: int) -> None:
+        self._responses.labels(str(status_code)).inc()
+
+    def count_episodes(self, statuses: Iterable[EpisodeStatus]) -> None:
+        """Set the episode gauges from the statuses of every episode this process holds."""
+        counts = collections.Counter(statuses)
+        self._episodes_open.set(counts[EpisodeStatus.RUNNING])
+        self._contexts_open.set(counts[EpisodeStatus.RUNNING] + counts[EpisodeStatus.ENDED])
+
+    # `metrics.episodes_created += 1` and `metrics.create_errors[error] += 1`, the form the
+    # routes used when the counts were plain numbers, still count; the methods above say it directly.
+
+    @property
+    def episodes_created(self) -> int:
+        return self._created_here
+
+    @episodes_created.setter
+    def episodes_created(self, value: int) -> None:
+        self._created_total.inc(value - self._created_here)
+        self._created_here = value
 
     # -- exposition ---------------------------------------------------------------------
 
     def render(self, manager: EpisodeManager) -> str:
-        statuses = Counter(episode.status for episode in manager.episodes())
-        out: list[str] = []
+        """The text exposition: this registry, or every process's files in multi-process mode."""
+        self.count_episodes(episode.status for episode in manager.episodes())
+        if self.multiprocess_dir is None:
+            return generate_latest(WithoutCreated(self.registry)).decode("utf-8")
+        aggregate = CollectorRegistry()
+        MultiProcessCollector(aggregate, path=self.multiprocess_dir)
+        return generate_latest(aggregate).decode("utf-8")
 
-        def family(name: str, kind: str, help_text: str, samples: Iterable[tuple[Mapping[str, str], float]]) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                out.append(f"{name}{_labels(labels)} {_number(value)}")
 
-        family("safebrowse_episodes_created_total", "counter", "Episodes created through the control API.",
-               [({}, self.episodes_created)])
-        family("safebrowse_episode_create_errors_total", "counter", "Refused or failed episode creations, by error.",
-               [({"error": error}, count) for error, count in sorted(self.create_errors.items())])
-        family("safebrowse_episodes_open", "gauge", "Episodes that still accept actions.",
-               [({}, statuses[EpisodeStatus.RUNNING])])
-        family("safebrowse_browser_contexts_open", "gauge", "Episodes whose browser context is not yet closed.",
-               [({}, statuses[EpisodeStatus.RUNNING] + statuses[EpisodeStatus.ENDED])])
-        family("safebrowse_steps_total", "counter", "Agent steps, by tool and outcome (ok or the error kind).",
-               [({"tool": tool, "outcome": outcome}, count) for (tool, outcome), count in sorted(self.steps.items())])
-        family("safebrowse_step_errors_total", "counter", "Agent steps that failed, by error kind.",
-               [({"kind": kind}, count) for kind, count in sorted(self._errors_by_kind().items())])
-        family("safebrowse_episodes_ended_total", "counter", "Episodes that ended, by failure reason.",
-               [({"reason": reason}, count) for reason, count in sorted(self.episodes_ended.items())])
-        family("safebrowse_control_responses_total", "counter", "Control API responses, by status code.",
-               [({"code": code}, count) for code, count in sorted(self.responses.items())])
-        out.append("# HELP safebrowse_step_duration_seconds Time to act, validate and observe one step.")
-        out.append("# TYPE safebrowse_step_duration_seconds histogram")
-        out.extend(self.step_seconds.lines("safebrowse_step_duration_seconds"))
-        return "\n".join(out) + "\n"
+class CountsByLabel:
+    """`counts[label] += 1` on a one-label counter, for callers written against `collections.Counter`."""
 
-    def _errors_by_kind(self) -> Counter[str]:
-        kinds: Counter[str] = Counter()
-        for (_tool, outcome), count in self.steps.items():
-            if outcome != "ok":
-                kinds[outcome] += count
-        return kinds
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    def __getitem__(self, label: str) -> int:
+        return self._counts[label]
+
+    def __setitem__(self, label: str, value: int) -> None:
+        self._counter.labels(label).inc(value - self._counts[label])
+        self._counts[label] = value
+
+
+class WithoutCreated:
+    """A registry's metrics without the `_created` samples prometheus-client adds to counters.
+
+    `prometheus_client.disable_created_metrics()` would do it for every registry in the
+    process; this leaves other users of the library alone.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.registry.collect():  # fresh Metric objects on every collect
+            created = metric.name + "_created"
+            metric.samples = [sample for sample in metric.samples if sample.name != created]
+            yield metric
 
 
 class CountResponses:
@@ -138,7 +185,7 @@ class CountResponses:
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self.metrics.responses[str(message["status"])] += 1
+                self.metrics.response_sent(message["status"])
             await send(message)
 
         await self.app(scope, receive, counting_send)
