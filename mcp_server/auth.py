@@ -3,7 +3,7 @@
 Each HTTP request must carry `Authorization: Bearer <agent token>`. The token
 is resolved on every request (never cached per connection), so a token opens
 exactly its own episode, and closing the episode locks the token out at once.
-The resolved session is put in the ASGI scope's `state`, where the tool
+The episode's `AgentPort` is put in the ASGI scope's `state`, where the tool
 handlers read it back through the Starlette request.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine.manager import AgentSession
+from engine.agent_view.port import AgentPort
 
-AGENT_SESSION_STATE = "agent_session"
+AGENT_PORT_STATE = "agent_port"
 
 UNAUTHORIZED_DETAIL = (
     "Send the header 'Authorization: Bearer <agent_token>' with the agent token of an open episode."
@@ -54,9 +54,9 @@ async def send_json(
 
 
 class BearerAuthMiddleware:
-    """Refuses HTTP requests without a token that opens an agent session (401)."""
+    """Refuses HTTP requests without a token that opens an episode (401)."""
 
-    def __init__(self, app: ASGIApp, resolve: Callable[[str], AgentSession | None]) -> None:
+    def __init__(self, app: ASGIApp, resolve: Callable[[str], AgentPort | None]) -> None:
         self.app = app
         self.resolve = resolve
 
@@ -69,20 +69,20 @@ class BearerAuthMiddleware:
             await send({"type": "websocket.close", "code": 1008})  # the door speaks HTTP only
             return
         token = bearer_token(scope)
-        session = self.resolve(token) if token is not None else None
-        if session is None:
+        port = self.resolve(token) if token is not None else None
+        if port is None:
             await send_json(
                 send, 401, {"error": "unauthorized", "detail": UNAUTHORIZED_DETAIL},
                 headers=((b"www-authenticate", b'Bearer realm="safebrowse"'),),
             )
             return
-        scope.setdefault("state", {})[AGENT_SESSION_STATE] = session
+        scope.setdefault("state", {})[AGENT_PORT_STATE] = port
         await self.app(scope, receive, send)
 
 
-def session_of(request: Request | None) -> AgentSession:
-    """The agent session the middleware bound to this request."""
-    session = getattr(request.state, AGENT_SESSION_STATE, None) if request is not None else None
-    if not isinstance(session, AgentSession):
-        raise RuntimeError("this request carries no agent session; BearerAuthMiddleware must wrap the MCP app")
-    return session
+def port_of(request: Request | None) -> AgentPort:
+    """The episode port the middleware bound to this request."""
+    port: AgentPort | None = getattr(request.state, AGENT_PORT_STATE, None) if request is not None else None
+    if port is None:
+        raise RuntimeError("this request carries no agent port; BearerAuthMiddleware must wrap the MCP app")
+    return port

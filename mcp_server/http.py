@@ -15,13 +15,16 @@ expire, and a closed episode's token stops working on the next request.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from mcp.server.mcpserver import Context
+from mcp.server import ServerRequestContext
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine.manager import AgentSession, EpisodeManager
-from mcp_server.auth import BearerAuthMiddleware, send_json, session_of
+from engine.agent_view.port import AgentPort
+from mcp_server.auth import BearerAuthMiddleware, port_of, send_json
 from mcp_server.limits import DoorCapacity, DoorLimits, EpisodeRateLimit
 from mcp_server.tools import build_server
 
@@ -49,9 +52,10 @@ def transport_security(host: str) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
-def session_from_request(ctx: Context) -> AgentSession:
-    """The session `BearerAuthMiddleware` bound to the HTTP request of this tool call."""
-    return session_of(ctx.request_context.request)
+def port_from_request(ctx: ServerRequestContext[Any, Any]) -> AgentPort:
+    """The episode `BearerAuthMiddleware` bound to the HTTP request of this tool call."""
+    request = ctx.request
+    return port_of(request if isinstance(request, Request) else None)
 
 
 class OnlyPath:
@@ -77,12 +81,18 @@ class OnlyPath:
         await self.app(scope, receive, send)
 
 
-def build_app(manager: EpisodeManager, host: str, limits: DoorLimits | None = None) -> ASGIApp:
-    """The public ASGI app. Run it with its lifespan on: that starts the SDK's session manager."""
+def build_app(
+    open_episode: Callable[[str], AgentPort | None], host: str, version: str, limits: DoorLimits | None = None
+) -> ASGIApp:
+    """The public ASGI app. Run it with its lifespan on: that starts the SDK's session manager.
+
+    `open_episode` turns an agent token into the port of its episode, or None for a token
+    that opens nothing (unknown, or its episode closed).
+    """
     limits = limits or DoorLimits()
     # The SDK logs the end of every stateless request at INFO; keep its warnings only.
     logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
-    server = build_server(session_from_request)
+    server = build_server(port_from_request, version)
     mcp_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,
@@ -91,4 +101,4 @@ def build_app(manager: EpisodeManager, host: str, limits: DoorLimits | None = No
         host=host,
     )
     admitted = EpisodeRateLimit(mcp_app, limits)
-    return OnlyPath(DoorCapacity(BearerAuthMiddleware(admitted, manager.agent_session), limits), MCP_PATH)
+    return OnlyPath(DoorCapacity(BearerAuthMiddleware(admitted, open_episode), limits), MCP_PATH)

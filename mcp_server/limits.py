@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_server.auth import AGENT_SESSION_STATE, send_json
+from mcp_server.auth import AGENT_PORT_STATE, send_json
 
 # Buckets of episodes that have been quiet this long are dropped once there are many.
 IDLE_BUCKET_S = 60.0
@@ -93,12 +93,12 @@ class EpisodeRateLimit:
         self._buckets: dict[str, _Bucket] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        session = scope.get("state", {}).get(AGENT_SESSION_STATE) if scope["type"] == "http" else None
-        if session is None:
+        port = scope.get("state", {}).get(AGENT_PORT_STATE) if scope["type"] == "http" else None
+        if port is None:
             await self.app(scope, receive, send)
             return
         now = time.monotonic()
-        bucket = self._bucket(session.episode_id, now)
+        bucket = self._bucket(port.episode_id, now)
         limits = self.limits
         if bucket.in_flight >= limits.max_in_flight_per_episode:
             await send_json(send, 429, {

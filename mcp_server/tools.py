@@ -1,39 +1,49 @@
 """Every tool the agent door offers, in one place.
 
 One tool per agent-safe action of the engine, plus `observe`. The argument
-schemas come from the pydantic action models in `engine.actions`, which stay the
-single source of truth for names, types and bounds.
+schemas come from the pydantic action models in `engine.agent_view.actions`, which
+stay the single source of truth for names, types and bounds.
 
-The SDK does not validate arguments here. Each tool is registered with a
-permissive argument model and advertises the engine's strict schema instead, so
-a malformed call reaches `AgentSession.act` unchanged: the engine parses it,
-records an invalid step for the episode and answers with a message the model can
-act on. Had the SDK rejected the call first, a bad call would cost the agent
+The tools are served through the SDK's low-level `Server` with a list handler and
+a call handler. The call handler does not validate arguments against the
+advertised schema: a malformed call reaches the episode unchanged, the engine
+parses it, records an invalid step and answers with a message the model can act
+on. Had the door rejected the call first, a bad call would cost the agent
 nothing and the trainer would never see it.
 
-Results carry only agent-visible types (`engine.agent_view`). This module has no
-way to reach a reward, a verdict or a trainer record: it never imports them.
+Each call acts through an `AgentPort` (`engine.agent_view.port`), and results
+carry only agent-visible types. This module has no way to reach a reward, a
+verdict or a trainer record: it never imports them.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, get_args
+from typing import Any, get_args
 
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.tools import Tool
-from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
-from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
+from mcp.server import Server, ServerRequestContext
+from mcp.types import (
+    CallToolRequestParams,
+    CallToolResult,
+    ContentBlock,
+    ImageContent,
+    ListToolsResult,
+    PaginatedRequestParams,
+    TextContent,
+    Tool,
+    ToolAnnotations,
+)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.actions import ACTION_NAMES, Action, parse_action
-from engine.agent_view import Observation
-from engine.episode import EpisodeOverError, describe_validation_error
-from engine.manager import AgentSession, AgentStepResult, EpisodeNotFoundError
-from safebrowse import __version__
+from engine.agent_view.actions import ACTION_NAMES, Action, describe_validation_error, parse_action
+from engine.agent_view.observation import Observation
+from engine.agent_view.port import AgentPort, AgentStepResult, EpisodeOverError
+
+logger = logging.getLogger(__name__)
 
 SERVER_NAME = "safebrowse"
 
@@ -45,8 +55,8 @@ INSTRUCTIONS = (
     "episode is over, stop: no further actions are accepted."
 )
 
-SessionResolver = Callable[[Context], AgentSession]
-"""Finds the agent session a tool call belongs to (from the HTTP request, or the one stdio episode)."""
+PortResolver = Callable[[ServerRequestContext[Any, Any]], AgentPort]
+"""Finds the episode a tool call acts on: from the HTTP request's token, or the one stdio episode."""
 
 
 class ObserveArguments(BaseModel):
@@ -225,100 +235,106 @@ def step_result(result: AgentStepResult) -> CallToolResult:
 
 # -- handlers --------------------------------------------------------------------------
 
-
-class RawArguments(ArgModelBase):
-    """Accepts any arguments and hands them on untouched, for the engine to judge."""
-
-    model_config = ConfigDict(extra="allow")
-
-    def model_dump_one_level(self) -> dict[str, Any]:
-        return {"arguments": dict(self.model_extra or {})}
+Handler = Callable[[AgentPort, dict[str, Any]], Awaitable[CallToolResult]]
+"""One tool's behaviour: the episode's port and the arguments exactly as the agent sent them."""
 
 
-Handler = Callable[[dict[str, Any], Context], Awaitable[CallToolResult]]
+async def observe(port: AgentPort, arguments: dict[str, Any]) -> CallToolResult:
+    try:
+        parsed = ObserveArguments.model_validate(arguments)
+    except ValidationError as error:
+        # observe is not a step, so there is no step to record; the call is refused.
+        return error_result(describe_validation_error(error) + ". Call observe with {} or {\"screenshot\": true}.")
+    screen = await port.observe(screenshot=parsed.screenshot)
+    return observation_result(screen.observation, image=screen.image_png)
 
 
-def _observe_handler(resolve: SessionResolver) -> Handler:
-    async def observe(arguments: dict[str, Any], ctx: Context) -> Annotated[CallToolResult, Observation]:
-        try:
-            parsed = ObserveArguments.model_validate(arguments)
-        except ValidationError as error:
-            # observe is not a step, so there is no step to record; the call is refused.
-            return error_result(describe_validation_error(error) + ". Call observe with {} or {\"screenshot\": true}.")
-        session = resolve(ctx)
-        try:
-            observation, image = await session.observe(screenshot=parsed.screenshot)
-        except (EpisodeOverError, EpisodeNotFoundError):
-            return episode_over_result()
-        return observation_result(observation, image=image)
-
-    return observe
-
-
-def _action_handler(name: str, resolve: SessionResolver) -> Handler:
-    async def act(arguments: dict[str, Any], ctx: Context) -> Annotated[CallToolResult, Observation]:
-        session = resolve(ctx)
-        try:
-            return step_result(await session.act(name, arguments))
-        except (EpisodeOverError, EpisodeNotFoundError):
-            return episode_over_result()
+def action_handler(name: str) -> Handler:
+    async def act(port: AgentPort, arguments: dict[str, Any]) -> CallToolResult:
+        return step_result(await port.act(name, arguments))
 
     return act
 
 
-def _ask_oracle_handler(resolve: SessionResolver) -> Handler:
-    async def ask_oracle(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
-        session = resolve(ctx)
-        try:
-            try:
-                parse_action("ask_oracle", arguments)
-            except ValidationError:
-                # Malformed: let the engine parse it again so the invalid step is recorded.
-                result = await session.act("ask_oracle", arguments)
-                return error_result(result.error or "Invalid arguments for ask_oracle.")
-            reply = await session.consult_oracle(arguments["question"])
-        except (EpisodeOverError, EpisodeNotFoundError):
-            return episode_over_result()
-        if reply.refused:
-            return error_result(reply.answer)
-        return CallToolResult(content=[TextContent(type="text", text=reply.answer)])
-
-    return ask_oracle
+async def ask_oracle(port: AgentPort, arguments: dict[str, Any]) -> CallToolResult:
+    try:
+        parse_action("ask_oracle", arguments)
+    except ValidationError:
+        # Malformed: the engine parses it again, so the invalid step is recorded.
+        result = await port.act("ask_oracle", arguments)
+        return error_result(result.error or "Invalid arguments for ask_oracle.")
+    reply = await port.consult_oracle(arguments["question"])
+    if reply.refused:
+        return error_result(reply.answer)
+    return CallToolResult(content=[TextContent(type="text", text=reply.answer)])
 
 
-def _tool(name: str, handler: Handler, schema: dict[str, Any]) -> Tool:
-    """Register `handler` under `name`, advertising `schema` while taking arguments as they come."""
-    tool = Tool.from_function(
-        handler,
-        name=name,
-        title=TOOL_TEXTS[name].title,
-        description=TOOL_TEXTS[name].description,
-        annotations=annotations_for(name),
-    )
-    tool.fn_metadata.arg_model = RawArguments
-    tool.parameters = schema
-    return tool
+@dataclass(frozen=True)
+class AgentTool:
+    """A tool as listed (`tool`) and what a call of it does (`handler`)."""
+
+    tool: Tool
+    handler: Handler
 
 
-def build_tools(resolve: SessionResolver) -> list[Tool]:
+def observation_schema() -> dict[str, Any]:
+    """The structured content every page-returning tool answers with: an `Observation`."""
+    return Observation.model_json_schema(mode="serialization")
+
+
+def build_tools() -> dict[str, AgentTool]:
+    """Every tool of the door, by name, in the order they are listed."""
     models = action_models()
-    tools = [_tool("observe", _observe_handler(resolve), input_schema(ObserveArguments))]
+    handlers: dict[str, tuple[Handler, dict[str, Any]]] = {"observe": (observe, input_schema(ObserveArguments))}
     for name in ACTION_NAMES:
-        handler = _ask_oracle_handler(resolve) if name == "ask_oracle" else _action_handler(name, resolve)
-        tools.append(_tool(name, handler, input_schema(models[name])))
-    missing = {tool.name for tool in tools} ^ set(TOOL_TEXTS)
+        handlers[name] = (ask_oracle if name == "ask_oracle" else action_handler(name), input_schema(models[name]))
+    missing = set(handlers) ^ set(TOOL_TEXTS)
     if missing:
         raise RuntimeError(f"tools without a description, or descriptions without a tool: {sorted(missing)}")
-    return tools
+    output = observation_schema()
+    return {
+        name: AgentTool(
+            tool=Tool(
+                name=name,
+                title=TOOL_TEXTS[name].title,
+                description=TOOL_TEXTS[name].description,
+                input_schema=schema,
+                # A hint is plain text; every other tool answers with the page.
+                output_schema=None if name == "ask_oracle" else output,
+                annotations=annotations_for(name),
+            ),
+            handler=handler,
+        )
+        for name, (handler, schema) in handlers.items()
+    }
 
 
-def build_server(resolve: SessionResolver) -> MCPServer:
-    """An MCP server whose tools act on the session `resolve` returns for each call."""
-    return MCPServer(
+def build_server(resolve: PortResolver, version: str) -> Server[Any]:
+    """An MCP server whose tools act on the episode `resolve` returns for each call."""
+    tools = build_tools()
+    listing = ListToolsResult(tools=[agent_tool.tool for agent_tool in tools.values()])
+
+    async def list_tools(ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None) -> ListToolsResult:
+        return listing
+
+    async def call_tool(ctx: ServerRequestContext[Any, Any], params: CallToolRequestParams) -> CallToolResult:
+        agent_tool = tools.get(params.name)
+        if agent_tool is None:
+            return error_result(f"Unknown tool: {params.name[:100]}")
+        port = resolve(ctx)
+        try:
+            return await agent_tool.handler(port, dict(params.arguments or {}))
+        except EpisodeOverError:
+            return episode_over_result()
+        except Exception:  # noqa: BLE001 - the agent gets a generic answer; the operator gets the trace
+            logger.exception("tool %s failed", params.name)
+            return error_result(f"The {params.name} tool failed inside the server; try again or observe the page.")
+
+    return Server(
         SERVER_NAME,
+        version=version,
         title="safebrowse",
-        version=__version__,
         instructions=INSTRUCTIONS,
-        tools=build_tools(resolve),
-        log_level="WARNING",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
     )

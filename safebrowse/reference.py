@@ -15,10 +15,6 @@ from typing import Any
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-def _no_session() -> Any:
-    raise RuntimeError("reference generation never calls a tool")
-
-
 def tools_markdown() -> str:
     from mcp_server.tools import INSTRUCTIONS, build_tools
 
@@ -32,14 +28,14 @@ def tools_markdown() -> str:
         "> " + INSTRUCTIONS.replace("\n", "\n> "),
         "",
     ]
-    for tool in build_tools(_no_session):
+    for tool in (agent_tool.tool for agent_tool in build_tools().values()):
         annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True) if tool.annotations else {}
         lines += [f"## `{tool.name}`", ""]
         if tool.title:
             lines += [f"*{tool.title}*", ""]
         lines += [tool.description or "", ""]
-        properties: dict[str, Any] = tool.parameters.get("properties", {})
-        required = set(tool.parameters.get("required", []))
+        properties: dict[str, Any] = tool.input_schema.get("properties", {})
+        required = set(tool.input_schema.get("required", []))
         if properties:
             lines += ["| argument | type | required | constraints | description |", "|---|---|---|---|---|"]
             for name, schema in properties.items():

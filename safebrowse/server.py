@@ -1,5 +1,14 @@
-"""Run both doors around one room: the MCP door on the public port and the control
-API on its own loopback listener, sharing one EpisodeManager."""
+"""The composition root: the one place that builds the room and its two doors from settings.
+
+`safebrowse serve`, `safebrowse stdio`, the tests and the benchmarks all build the
+engine with `build_manager`, the agent door with `build_agent_app` (or
+`mcp_server.stdio.serve_stdio`) and the trainer door with `build_control_app`.
+`SafebrowseServer` runs the MCP door on the public port and the control API on its
+own loopback listener, sharing one EpisodeManager.
+
+Only this package knows both doors: `mcp_server` receives an agent port per
+call and never sees the manager, and `control_api` receives the manager.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +21,11 @@ import socket
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from engine.manager import EpisodeManager
 from engine.oracle import oracle_factory_from_env
+from safebrowse import __version__
 from safebrowse.settings import ServerSettings
 from tasks import default_registry
 
@@ -35,7 +46,28 @@ def resolve_control_token(settings: ServerSettings) -> tuple[str, Path | None]:
     return token, path
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
+def build_manager(settings: ServerSettings) -> EpisodeManager:
+    """The room: browser workers, the task registry and the operator's oracle. Not started."""
+    return EpisodeManager(
+        settings.engine, default_registry(settings.engine.extra_tasks_dir), oracle_factory=oracle_factory_from_env()
+    )
+
+
+def build_agent_app(manager: EpisodeManager, settings: ServerSettings) -> ASGIApp:
+    """The agent door over streamable HTTP: each request's token opens its episode's port."""
+    from mcp_server.http import build_app
+
+    return build_app(manager.agent_session, host=settings.host, version=__version__, limits=settings.mcp_limits)
+
+
+def build_control_app(manager: EpisodeManager, control_token: str, mcp_url: str) -> ASGIApp:
+    """The trainer door for `manager`; serve it on a private listener only."""
+    from control_api.app import build_app
+
+    return build_app(manager, control_token=control_token, mcp_url=mcp_url)
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
     # without it every response waits ~40 ms on Nagle's algorithm and delayed ACKs.
@@ -54,11 +86,9 @@ class SafebrowseServer:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.control_token, self.token_path = resolve_control_token(settings)
-        self.manager = EpisodeManager(
-            settings.engine, default_registry(settings.engine.extra_tasks_dir), oracle_factory=oracle_factory_from_env()
-        )
-        self.mcp_socket = _bound_socket(settings.host, settings.mcp_port)
-        self.control_socket = _bound_socket(settings.control_host, settings.control_port)
+        self.manager = build_manager(settings)
+        self.mcp_socket = bound_socket(settings.host, settings.mcp_port)
+        self.control_socket = bound_socket(settings.control_host, settings.control_port)
         self._servers: list[uvicorn.Server] = []
         self.started = asyncio.Event()
 
@@ -82,12 +112,9 @@ class SafebrowseServer:
         return f"http://{self.settings.control_host}:{self.control_port}"
 
     async def serve(self) -> None:
-        from control_api.app import build_app as build_control_app
-        from mcp_server.http import build_app as build_mcp_app
-
         await self.manager.start()
         try:
-            mcp_app = build_mcp_app(self.manager, host=self.settings.host, limits=self.settings.mcp_limits)
+            mcp_app = build_agent_app(self.manager, self.settings)
             control_app = build_control_app(self.manager, control_token=self.control_token, mcp_url=self.mcp_url)
             for app, sock in ((mcp_app, self.mcp_socket), (control_app, self.control_socket)):
                 config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")

@@ -66,7 +66,7 @@ def act(live_server, token: str, tool: str, arguments: dict[str, Any]):
 
 
 def observe(live_server, token: str):
-    return live_server.run(live_server.manager.agent_session(token).observe())[0]
+    return live_server.run(live_server.manager.agent_session(token).observe()).observation
 
 
 def assert_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:

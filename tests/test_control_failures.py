@@ -78,10 +78,10 @@ class PrivateServer(PrivateControlServer):
 
     def observe(self, token: str):
         session = self.manager.agent_session(token)
-        return self.loop.run(session.observe())[0]
+        return self.loop.run(session.observe()).observation
 
     def ask(self, token: str, question: str) -> str:
-        return self.loop.run(self.manager.agent_session(token).ask_oracle(question))
+        return self.loop.run(self.manager.agent_session(token).consult_oracle(question)).answer
 
     def trajectory(self, episode_id: str) -> dict[str, Any]:
         response = self.http.get(f"/v1/episodes/{episode_id}/trajectory")

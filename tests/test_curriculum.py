@@ -111,7 +111,7 @@ class CurriculumServer(PrivateControlServer):
     def play(self, created: dict[str, Any], policy: Callable[[Player], None]) -> dict[str, Any]:
         """Run a scripted agent through the agent session (as the MCP door does); return the state."""
         session = self.manager.agent_session(created["agent_token"])
-        observation, _ = self.run(session.observe())
+        observation = self.run(session.observe()).observation
         player = EnginePlayer(self, SimpleNamespace(observation=observation, agent_token=created["agent_token"]))
         policy(player)
         assert player.over, player.text()

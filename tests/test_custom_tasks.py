@@ -25,7 +25,7 @@ import pytest
 
 import tasks.custom as custom
 from engine.egress import origin_of
-from engine.episode import EpisodeOverError
+from engine.agent_view import EpisodeOverError
 from engine.records import FailureReason
 from safebrowse.loop import BackgroundLoop
 from tasks import default_registry
@@ -119,7 +119,7 @@ class EnginePlayer(Player):
     def call(self, tool: str, arguments: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         try:
             if tool == "observe":
-                observation, _ = self.engine.run(self.session.observe())
+                observation = self.engine.run(self.session.observe()).observation
                 return observation.model_dump(mode="json"), None
             result = self.engine.run(self.session.act(tool, arguments))
         except EpisodeOverError as over:
@@ -141,13 +141,10 @@ class McpPlayer(Player):
         super().__init__(observation)
 
     async def _serve(self, url: str, token: str, ready: concurrent.futures.Future) -> None:
-        from mcp import Client
-        from mcp.client.streamable_http import streamable_http_client
-        from mcp.shared._httpx_utils import create_mcp_http_client
+        from safebrowse.client import agent_client
 
         self._queue = asyncio.Queue()
-        http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
-        async with http, Client(streamable_http_client(url, http_client=http)) as client:
+        async with agent_client(url, token) as client:
             ready.set_result(None)
             while (item := await self._queue.get()) is not None:
                 tool, arguments, future = item

@@ -75,7 +75,7 @@ def test_file_and_data_pages_cannot_be_opened(harness: EngineHarness, control: s
     created, session = harness.open("test.escape")
     origin = harness.manager.assets.origin
     result = harness.run(session.act("click", {"id": harness.element(created.observation, control)}))
-    observation = harness.run(session.observe())[0]
+    observation = harness.run(session.observe()).observation
     for tab in observation.tabs:
         assert tab.url.startswith(origin + "/") or tab.url == "about:blank", tab.url
     assert "root:" not in observation.model_dump_json()
@@ -125,8 +125,8 @@ def test_two_episodes_of_one_task_keep_separate_state(harness: EngineHarness) ->
     assert box == next(e.id for e in second.observation.elements if e.role == "textbox")
 
     harness.run(first_session.act("fill", {"id": box, "text": "only in the first"}))
-    second_view = harness.run(second_session.observe())[0]
-    first_view = harness.run(first_session.observe())[0]
+    second_view = harness.run(second_session.observe()).observation
+    first_view = harness.run(first_session.observe()).observation
     assert "only in the first" in first_view.model_dump_json()
     assert "only in the first" not in second_view.model_dump_json()
 
@@ -200,7 +200,7 @@ def test_stale_ids_from_a_previous_page_are_refused(harness: EngineHarness) -> N
 
 
 def test_ended_episode_refuses_actions(harness: EngineHarness) -> None:
-    from engine.episode import EpisodeOverError
+    from engine.agent_view import EpisodeOverError
 
     created, session = harness.open("miniwob.click-test", seed=1)
     button = next(e.id for e in created.observation.elements if e.role == "button")

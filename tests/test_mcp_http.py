@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from mcp.types import CallToolResult
 
-from engine.episode import EpisodeOverError
+from engine.agent_view import EpisodeOverError
 from engine.manager import CreatedEpisode
 from engine.records import EpisodeLimits
 from mcp_server.http import build_app
@@ -330,7 +330,7 @@ def test_a_wildcard_bind_accepts_any_host_but_still_wants_the_token(live_server,
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(
-        build_app(live_server.manager, host="0.0.0.0"), log_level="warning", access_log=False, lifespan="on",
+        build_app(live_server.manager.agent_session, host="0.0.0.0", version="test"), log_level="warning", access_log=False, lifespan="on",
     ))
 
     async def start():

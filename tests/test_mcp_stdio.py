@@ -15,7 +15,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from engine.episode import EpisodeOverError
+from engine.agent_view import EpisodeOverError
 
 REPO = Path(__file__).resolve().parent.parent
 SAFEBROWSE = str(Path(sys.executable).with_name("safebrowse"))

@@ -1,30 +1,23 @@
-"""The agent door's surface: which tools exist, what they advertise, what the code may import.
+"""The agent door's surface: which tools exist and what they advertise.
 
 Listed over a real streamable HTTP connection with the SDK's own client.
 """
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from engine.actions import ACTION_NAMES
 from engine.agent_view import Observation
 from mcp_server.tools import action_models
+from safebrowse.client import agent_client
 
-REPO = Path(__file__).resolve().parent.parent
 EXPECTED_TOOLS = {
     "observe", "click", "fill", "clear", "press", "select_option", "hover", "scroll", "drag_and_drop",
     "focus", "noop", "send_message", "tab_focus", "go_back", "ask_oracle",
@@ -35,8 +28,7 @@ TRAINER_WORDS = ("reward", "success", "failure", "validator", "task_done", "task
 
 @asynccontextmanager
 async def agent(url: str, token: str, mode: str = "auto"):
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
-    async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+    async with agent_client(url, token, mode=mode) as client:
         yield client
 
 
@@ -144,37 +136,3 @@ def test_trainer_operations_cannot_be_called(live_server):
         assert live_server.manager.state(episode.episode_id).step_index == 0
     finally:
         live_server.run(live_server.manager.close(episode.episode_id))
-
-
-# -- what the agent door may import ---------------------------------------------------------
-
-FORBIDDEN_MODULES = ("engine.reward", "engine.records", "control_api")
-
-
-def _imports(path: Path) -> list[str]:
-    modules: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            modules.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            modules.append(node.module)
-            modules.extend(f"{node.module}.{alias.name}" for alias in node.names)
-    return modules
-
-
-def test_agent_door_source_never_imports_trainer_code():
-    sources = sorted((REPO / "mcp_server").glob("*.py"))
-    assert {path.name for path in sources} >= {"tools.py", "http.py", "auth.py", "stdio.py"}
-    for path in sources:
-        for module in _imports(path):
-            for forbidden in FORBIDDEN_MODULES:
-                assert module != forbidden and not module.startswith(forbidden + "."), f"{path.name} imports {module}"
-
-
-def test_loading_the_agent_door_loads_no_control_api():
-    probe = (
-        "import sys, mcp_server.tools, mcp_server.http, mcp_server.auth, mcp_server.stdio\n"
-        "print(sorted(m for m in sys.modules if m == 'control_api' or m.startswith('control_api.')))\n"
-    )
-    output = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
-    assert output.stdout.strip() == "[]"

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from engine.config import EngineConfig
-from engine.episode import EpisodeOverError
+from engine.agent_view import EpisodeOverError
 from engine.manager import EpisodeManager
 from engine.oracle import (
     REFUSAL,
@@ -130,7 +130,7 @@ class OracleHarness:
         return created
 
     def ask(self, created, question: str) -> str:
-        return self.loop.run(self.manager.agent_session(created.agent_token).ask_oracle(question))
+        return self.loop.run(self.manager.agent_session(created.agent_token).consult_oracle(question)).answer
 
     def act(self, created, tool: str, **arguments: Any):
         return self.loop.run(self.manager.agent_session(created.agent_token).act(tool, arguments))
@@ -208,19 +208,20 @@ def test_hints_oracle_matches_the_question_then_moves_on():
     assert bare.startswith("Re-read the goal")
 
 
-def test_settings_come_from_the_environment():
-    assert OracleSettings.from_env({}).mode == "hints"
-    llm = OracleSettings.from_env({"SAFEBROWSE_ORACLE": "LLM", "SAFEBROWSE_ORACLE_URL": "http://127.0.0.1:9/v1",
-                                   "SAFEBROWSE_ORACLE_MODEL": "qwen", "SAFEBROWSE_ORACLE_TIMEOUT_S": "2.5"})
+def test_settings_validate_the_operator_choice():
+    assert OracleSettings().mode == "hints"
+    llm = OracleSettings(mode="LLM", url="http://127.0.0.1:9/v1", model="qwen", timeout_s="2.5")
     assert (llm.mode, llm.model, llm.timeout_s) == ("llm", "qwen", 2.5)
     with pytest.raises(ValidationError, match="needs SAFEBROWSE_ORACLE_URL"):
-        OracleSettings.from_env({"SAFEBROWSE_ORACLE": "llm"})
+        OracleSettings(mode="llm")
     with pytest.raises(ValidationError):
-        OracleSettings.from_env({"SAFEBROWSE_ORACLE": "magic"})
+        OracleSettings(mode="magic")
     with pytest.raises(ValidationError, match="http"):
         OracleSettings(mode="llm", url="file:///etc/passwd")
     with pytest.raises(ValidationError):
-        OracleSettings.from_env({"SAFEBROWSE_ORACLE_TIMEOUT_S": "0"})
+        OracleSettings(timeout_s=0)
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        OracleSettings(modle="llm")  # a misspelt key in [oracle] is refused, not ignored
     for base in ("http://h:1", "http://h:1/", "http://h:1/v1", "http://h:1/v1/"):
         assert chat_endpoint(base) == "http://h:1/v1/chat/completions"
 
@@ -228,12 +229,35 @@ def test_settings_come_from_the_environment():
 def test_factory_builds_the_chosen_back_end_per_episode():
     registry = default_registry()
     spec = registry.get("miniwob.click-button")
-    assert oracle_factory_from_env({"SAFEBROWSE_ORACLE": "none"})(spec) is None
-    hints_oracle = oracle_factory_from_env({})(spec)
+    assert build_oracle_factory(OracleSettings(mode="none"))(spec) is None
+    hints_oracle = build_oracle_factory(OracleSettings())(spec)
     assert isinstance(hints_oracle, HintsOracle) and hints_oracle.extra_hints == MINIWOB_HINTS[spec.id]
-    assert oracle_factory_from_env({})(spec) is not hints_oracle  # one oracle per episode
-    llm = oracle_factory_from_env({"SAFEBROWSE_ORACLE": "llm", "SAFEBROWSE_ORACLE_URL": "http://127.0.0.1:9"})
+    assert build_oracle_factory(OracleSettings())(spec) is not hints_oracle  # one oracle per episode
+    llm = build_oracle_factory(OracleSettings(mode="llm", url="http://127.0.0.1:9"))
     assert isinstance(llm(registry.get("custom.login-form")), LLMOracle)
+
+
+def test_factory_from_the_environment_reads_short_and_sectioned_names(monkeypatch):
+    for name in ("SAFEBROWSE_ORACLE", "SAFEBROWSE_ORACLE_URL", "SAFEBROWSE_ORACLE_MODEL",
+                 "SAFEBROWSE_ORACLE__MODE", "SAFEBROWSE_ORACLE__URL", "SAFEBROWSE_ORACLE__MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    spec = default_registry().get("custom.login-form")
+    assert isinstance(oracle_factory_from_env()(spec), HintsOracle)
+    monkeypatch.setenv("SAFEBROWSE_ORACLE", "none")
+    assert oracle_factory_from_env()(spec) is None
+    monkeypatch.setenv("SAFEBROWSE_ORACLE", "LLM")
+    monkeypatch.setenv("SAFEBROWSE_ORACLE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SAFEBROWSE_ORACLE_MODEL", "qwen")
+    llm = oracle_factory_from_env()(spec)
+    assert isinstance(llm, LLMOracle) and llm.model == "qwen"
+    monkeypatch.setenv("SAFEBROWSE_ORACLE__MODEL", "llama")  # the sectioned name wins
+    assert oracle_factory_from_env()(spec).model == "llama"
+    monkeypatch.setenv("SAFEBROWSE_ORACLE__MODE", "hints")
+    assert isinstance(oracle_factory_from_env()(spec), HintsOracle)
+    monkeypatch.setenv("SAFEBROWSE_ORACLE", "magic")
+    monkeypatch.delenv("SAFEBROWSE_ORACLE__MODE")
+    with pytest.raises(ValidationError):
+        oracle_factory_from_env()
 
 
 # -- through the engine --------------------------------------------------------------------------
@@ -348,15 +372,12 @@ def test_unavailable_endpoint_is_not_charged(harness, chat_server, mode):
 
 
 def test_mcp_agent_asks_the_default_hints_oracle(live_server):
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
+    from safebrowse.client import agent_client
 
     created = live_server.run(live_server.manager.create("custom.settings-toggles", seed=2))
 
     async def ask() -> tuple[bool, str]:
-        http = create_mcp_http_client(headers={"Authorization": f"Bearer {created.agent_token}"})
-        async with http, Client(streamable_http_client(live_server.mcp_url, http_client=http)) as client:
+        async with agent_client(live_server.mcp_url, created.agent_token) as client:
             result = await client.call_tool("ask_oracle", {"question": "how do I save the settings dialog?"})
             return result.is_error, result.content[0].text
 
@@ -371,18 +392,14 @@ def test_mcp_agent_asks_the_default_hints_oracle(live_server):
 
 
 def test_mcp_agent_past_the_budget_gets_a_tool_error(live_server):
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
-
     from engine.records import EpisodeLimits
+    from safebrowse.client import agent_client
 
     limits = EpisodeLimits(oracle_budget=1, end_on_oracle_budget=False)
     created = live_server.run(live_server.manager.create("custom.settings-toggles", seed=3, limits=limits))
 
     async def ask_twice() -> list[tuple[bool, str]]:
-        http = create_mcp_http_client(headers={"Authorization": f"Bearer {created.agent_token}"})
-        async with http, Client(streamable_http_client(live_server.mcp_url, http_client=http)) as client:
+        async with agent_client(live_server.mcp_url, created.agent_token) as client:
             replies = []
             for _ in range(2):
                 result = await client.call_tool("ask_oracle", {"question": "what should I toggle?"})

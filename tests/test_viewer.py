@@ -49,7 +49,7 @@ def played(live_server, http) -> Iterator[dict[str, Any]]:
     click-test episode the trainer ends, and an unrecorded one; all ended, none closed."""
     solved = _create(live_server, task_id="miniwob.enter-text", seed=3, record_screenshots=True)
     token = solved["agent_token"]
-    observation, _ = live_server.run(live_server.manager.agent_session(token).observe())
+    observation = live_server.run(live_server.manager.agent_session(token).observe()).observation
     box = next(e for e in observation.elements if e.role == "textbox")
     button = next(e for e in observation.elements if e.role == "button")
     _act(live_server, token, "fill", {"id": box.id, "text": XSS})

@@ -253,7 +253,7 @@ class Door:
         self._live = live
 
         async def serve() -> None:
-            app = build_app(live.manager, host="127.0.0.1", limits=limits)
+            app = build_app(live.manager.agent_session, host="127.0.0.1", version="test", limits=limits)
             server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
             server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
             self._server = server

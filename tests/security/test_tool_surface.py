@@ -50,16 +50,21 @@ def surface(sec) -> dict[str, Any]:
     async def look() -> dict[str, Any]:
         async with agent(sec.mcp_url, episode["agent_token"]) as client:
             listing = await client.client.list_tools()
-            resources = await client.client.list_resources()
-            templates = await client.client.list_resource_templates()
-            prompts = await client.client.list_prompts()
-            try:
-                await client.client.read_resource("file:///etc/passwd")
-                read: str | None = "read"
-            except MCPError as error:
-                read = str(error)
-            return {"tools": {tool.name: tool for tool in listing.tools}, "resources": resources.resources,
-                    "templates": templates.resource_templates, "prompts": prompts.prompts, "read": read}
+            refused: dict[str, str] = {}
+            calls = {
+                "resources": client.client.list_resources,
+                "templates": client.client.list_resource_templates,
+                "prompts": client.client.list_prompts,
+                "read": lambda: client.client.read_resource("file:///etc/passwd"),
+            }
+            for surface_name, call in calls.items():
+                try:
+                    answer = await call()
+                    refused[surface_name] = f"answered: {answer!r}"
+                except MCPError as error:
+                    refused[surface_name] = str(error)
+            return {"tools": {tool.name: tool for tool in listing.tools}, "refused": refused,
+                    "capabilities": client.client.server_capabilities}
 
     try:
         yield play(look())
@@ -75,9 +80,12 @@ def test_no_tool_controls_the_episode_runs_code_or_navigates(surface):
 
 
 def test_no_resources_templates_or_prompts_and_no_file_reads(surface):
-    assert surface["resources"] == [] and surface["templates"] == [] and surface["prompts"] == []
-    assert surface["read"] != "read"
-    assert "root:" not in str(surface["read"])
+    """The door serves tools and nothing else: the other surfaces are not methods at all."""
+    for surface_name, outcome in surface["refused"].items():
+        assert outcome == "Method not found", (surface_name, outcome)
+    capabilities = surface["capabilities"]
+    assert capabilities is not None and capabilities.tools is not None
+    assert capabilities.resources is None and capabilities.prompts is None
 
 
 def test_no_argument_takes_a_url_a_path_a_script_or_a_selector(surface):

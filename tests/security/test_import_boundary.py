@@ -1,0 +1,77 @@
+"""The agent door cannot reach the trainer's side: proved on what Python actually loads.
+
+Every module of `mcp_server` is imported in a fresh interpreter, and the modules that
+came with them are compared against the wall: of the engine, only the agent-visible
+package `engine.agent_view` may load; nothing of the reward rubric, step records,
+episode internals, manager, oracle back-ends, control API, tasks or the `safebrowse`
+composition root. A transitive import counts as much as a direct one.
+"""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mcp_server
+
+REPO = Path(__file__).resolve().parents[2]
+
+ALLOWED_ENGINE = "engine.agent_view"
+"""The only engine package the door may load (with `engine` itself, whose __init__ is a docstring)."""
+
+FORBIDDEN_PREFIXES = ("control_api", "tasks", "safebrowse", "browsergym", "playwright")
+"""Trainer code, task code (validators), the composition root, and the browser itself."""
+
+
+def door_modules() -> list[str]:
+    """Every module of the agent door, found on disk so a new one is covered without a list to keep."""
+    return sorted(f"mcp_server.{info.name}" for info in pkgutil.iter_modules(mcp_server.__path__))
+
+
+def loaded_after_importing(modules: list[str]) -> list[str]:
+    """The modules a fresh interpreter holds after importing `modules`, and nothing else."""
+    probe = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout))
+
+
+def crossings(loaded: list[str]) -> list[str]:
+    """The loaded modules that are on the wrong side of the wall."""
+    wrong = []
+    for name in loaded:
+        top = name.split(".")[0]
+        if top == "engine" and name != "engine" and not (
+            name == ALLOWED_ENGINE or name.startswith(ALLOWED_ENGINE + ".")
+        ):
+            wrong.append(name)
+        elif top in FORBIDDEN_PREFIXES:
+            wrong.append(name)
+    return wrong
+
+
+def test_the_door_has_the_modules_this_test_expects():
+    assert {"mcp_server.tools", "mcp_server.http", "mcp_server.auth", "mcp_server.limits", "mcp_server.stdio"} <= set(
+        door_modules()
+    )
+
+
+def test_importing_every_door_module_loads_nothing_of_the_trainers_side():
+    loaded = loaded_after_importing(door_modules())
+    assert "mcp_server.tools" in loaded and "engine.agent_view.port" in loaded  # the probe really ran
+    assert crossings(loaded) == []
+
+
+def test_the_check_catches_a_trainer_side_import():
+    """The same check, given the door plus one trainer-side module, names it: it can fail."""
+    for trainer_side in ("engine.records", "engine.manager", "control_api.app", "tasks", "safebrowse.server"):
+        loaded = loaded_after_importing([*door_modules(), trainer_side])
+        assert trainer_side in crossings(loaded), trainer_side
