@@ -71,9 +71,6 @@ class AssetServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def url(self, path: str) -> str:
-        return self.origin + path
-
     def mount(self, prefix: str, folder: Path) -> None:
         self.mounts.add(prefix, folder)
 

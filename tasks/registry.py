@@ -88,17 +88,12 @@ class TaskRegistry:
 
 def default_registry(extra_tasks_dir: str | None = None) -> TaskRegistry:
     """Every MiniWoB++ task, the built-in custom tasks, and an operator's folder if given."""
-    from tasks import miniwob
+    from tasks import custom, miniwob
 
     registry = TaskRegistry(miniwob.specs())
-    try:
-        from tasks import custom
-    except ImportError:  # custom tasks are optional in a trimmed install
-        custom = None
-    if custom is not None:
-        for spec in custom.builtin_specs():
+    for spec in custom.builtin_specs():
+        registry.add(spec)
+    if extra_tasks_dir:
+        for spec in custom.load_folder(Path(extra_tasks_dir)):
             registry.add(spec)
-        if extra_tasks_dir:
-            for spec in custom.load_folder(Path(extra_tasks_dir)):
-                registry.add(spec)
     return registry

@@ -38,9 +38,6 @@ class TaskLoadError:
     path: str
     reason: str
 
-    def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "reason": self.reason}
-
 
 class TaskFolderError(Exception):
     """Why one task folder cannot be used; the message is written for the operator."""
