@@ -19,7 +19,8 @@ OPEN_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/v1/health"), ("HE
 
 def bearer_token(scope: Scope) -> bytes | None:
     """The token of an `Authorization: Bearer <token>` header, if there is one."""
-    for name, value in scope.get("headers", []):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.partition(b" ")
             if scheme.lower() == b"bearer" and token.strip():

@@ -52,7 +52,7 @@ class ApiError(Exception):
 def error_response(
     status: int, error: str, detail: str, headers: Mapping[str, str] | None = None, **extra: object
 ) -> Response:
-    body = ErrorResponse(error=error, detail=detail, **extra)  # type: ignore[arg-type]
+    body = ErrorResponse(error=error, detail=detail, **extra)
     return Response(
         body.model_dump_json(exclude_none=True), status_code=status,
         media_type="application/json", headers=dict(headers or {}),

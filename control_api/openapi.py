@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import Response
 
 from control_api.schemas import ErrorResponse
 
@@ -35,7 +37,7 @@ class Link:
 class Operation:
     method: str
     path: str
-    endpoint: Callable[..., Awaitable[Any]]
+    endpoint: Callable[[Request], Awaitable[Response]]
     operation_id: str
     summary: str
     responses: Mapping[int, tuple[str, type[BaseModel] | None]]
@@ -64,7 +66,7 @@ def _standard_errors(operation: Operation) -> dict[int, str]:
 
 
 def build_openapi(operations: Sequence[Operation], version: str) -> dict[str, Any]:
-    models: list[tuple[type[BaseModel], str]] = [(ErrorResponse, "serialization")]
+    models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [(ErrorResponse, "serialization")]
     for operation in operations:
         if operation.request_model is not None:
             models.append((operation.request_model, "validation"))

@@ -282,7 +282,7 @@ class CurriculumPolicy(BaseModel):
                              description="Move down when a full window's success rate is at most this.")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "CurriculumPolicy":
+    def _ordered(self) -> CurriculumPolicy:
         if self.demote_at >= self.promote_at:
             raise ValueError("demote_at must be below promote_at")
         return self

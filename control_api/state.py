@@ -44,4 +44,5 @@ class ControlState:
 
 
 def control_state(request: Request) -> ControlState:
-    return request.app.state.control
+    state: ControlState = request.app.state.control
+    return state

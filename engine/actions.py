@@ -8,6 +8,7 @@ Playwright call, on the browser worker's thread.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import playwright.sync_api as pw
 
@@ -72,7 +73,7 @@ def execute(page: pw.Page, action: Action, timeout_ms: int) -> None:
             target.clear(timeout=timeout_ms)
         case Press(key=key, id=None):
             page.keyboard.press(key)
-        case Press(key=key, id=element_id):
+        case Press(key=key, id=str() as element_id):
             locate(page, element_id).press(key, timeout=timeout_ms)
         case SelectOption(id=element_id, options=options):
             target = locate(page, element_id)
@@ -91,7 +92,7 @@ def execute(page: pw.Page, action: Action, timeout_ms: int) -> None:
             viewport = page.viewport_size or {"width": 800, "height": 600}
             page.mouse.move(viewport["width"] / 2, viewport["height"] / 2)
             page.mouse.wheel(dx, dy)
-        case Scroll(id=element_id, delta_x=dx, delta_y=dy):
+        case Scroll(id=str() as element_id, delta_x=dx, delta_y=dy):
             page.mouse.move(*point_of(page, element_id))
             page.mouse.wheel(dx, dy)
         case DragAndDrop(from_id=from_id, to_id=to_id):
@@ -99,11 +100,11 @@ def execute(page: pw.Page, action: Action, timeout_ms: int) -> None:
             page.mouse.move(start_x, start_y)
             page.mouse.down()
             try:
-                target = _find_point(page, to_id)
+                drop = _find_point(page, to_id)
                 # Like a hand, carry the item a little past the target's centre in the
                 # direction of travel: sortable lists swap only past the midpoint.
-                x = target["x"] + _overshoot(target["x"] - start_x, target["width"])
-                y = target["y"] + _overshoot(target["y"] - start_y, target["height"])
+                x = drop["x"] + _overshoot(drop["x"] - start_x, drop["width"])
+                y = drop["y"] + _overshoot(drop["y"] - start_y, drop["height"])
                 page.mouse.move(x, y, steps=8)
             finally:
                 page.mouse.up()
@@ -155,7 +156,8 @@ _POINT_SCRIPT = """
     }
     if (hit === null) return {problem: "is outside the page"};
     const labelled = hit.tagName === "LABEL" && hit.control === el;
-    if (hit !== el && !el.contains(hit) && !labelled && !(el.getRootNode().host && el.getRootNode().host.contains(hit))) {
+    const inHost = el.getRootNode().host && el.getRootNode().host.contains(hit);
+    if (hit !== el && !el.contains(hit) && !labelled && !inHost) {
         const by = hit.getAttribute(attr);
         return {problem: "is covered by another element" + (by ? ` ([${by}])` : "")};
     }
@@ -173,7 +175,7 @@ def point_of(page: pw.Page, element_id: str) -> tuple[float, float]:
 def _find_point(page: pw.Page, element_id: str) -> dict[str, float]:
     if not re.match(ELEMENT_ID_PATTERN, element_id):
         raise ActionError(f"'{element_id}' is not an element id")
-    found = page.evaluate(_POINT_SCRIPT, [BID_ATTRIBUTE, element_id])
+    found: dict[str, Any] = page.evaluate(_POINT_SCRIPT, [BID_ATTRIBUTE, element_id])
     if found.get("missing"):
         raise ActionError(
             f"Element [{element_id}] is not on the current page (it may have changed). "
@@ -181,7 +183,7 @@ def _find_point(page: pw.Page, element_id: str) -> dict[str, float]:
         )
     if found.get("problem"):
         raise ActionError(f"Element [{element_id}] {found['problem']}; pick another element or scroll first.")
-    return found
+    return {key: float(found[key]) for key in ("x", "y", "width", "height")}
 
 
 def _overshoot(distance: float, size: float) -> float:

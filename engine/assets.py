@@ -69,12 +69,12 @@ class AssetServer:
     @property
     def origin(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def mount(self, prefix: str, folder: Path) -> None:
         self.mounts.add(prefix, folder)
 
-    def start(self) -> "AssetServer":
+    def start(self) -> AssetServer:
         self._thread = threading.Thread(target=self._server.serve_forever, name="asset-server", daemon=True)
         self._thread.start()
         return self

@@ -8,13 +8,11 @@ still end up somewhere else (a popup to `about:blank` written by script, a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import re
-
 import playwright.sync_api as pw
-
 
 # Called with (url, kind, page) for every request, navigation or download stopped.
 BlockedCallback = Callable[[str, str, "pw.Page | None"], None]

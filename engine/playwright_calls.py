@@ -73,4 +73,4 @@ def install() -> None:
 
 
 def installed() -> bool:
-    return isinstance(_sync_base.inspect, _ModuleView)
+    return isinstance(_sync_base.inspect, _ModuleView)  # type: ignore[attr-defined]

@@ -27,7 +27,8 @@ UNAUTHORIZED_DETAIL = (
 
 def bearer_token(scope: Scope) -> str | None:
     """The token of a well-formed `Authorization: Bearer ...` header, if any."""
-    for name, value in scope.get("headers", []):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             token = token.strip()

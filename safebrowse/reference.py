@@ -114,19 +114,21 @@ def control_api_markdown() -> str:
         if properties:
             lines += ["| field | type | description |", "|---|---|---|"]
             for field, field_schema in properties.items():
-                lines.append(f"| `{field}` | {_ref_name(field_schema)} | {_cell(field_schema.get('description', ''))} |")
+                description = _cell(field_schema.get("description", ""))
+                lines.append(f"| `{field}` | {_ref_name(field_schema)} | {description} |")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _ref_name(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in schema:
         return " or ".join(_ref_name(option) for option in schema["anyOf"])
     if schema.get("type") == "array":
         return f"array of {_ref_name(schema.get('items', {}))}"
-    if schema.get("type") == "object" and "additionalProperties" in schema and isinstance(schema["additionalProperties"], dict):
+    extra = schema.get("additionalProperties")
+    if schema.get("type") == "object" and isinstance(extra, dict):
         return f"map of {_ref_name(schema['additionalProperties'])}"
     return _type_of(schema)
 

@@ -35,10 +35,10 @@ def _first(observation: Observation, **match: Any) -> dict[str, Any] | None:
 
 def _matches(element: dict[str, Any], key: str, value: Any) -> bool:
     if key.startswith("attr_"):
-        return element.get("attributes", {}).get(key[5:]) == value
+        return bool(element.get("attributes", {}).get(key[5:]) == value)
     if key == "text_ci":
-        return element.get("text", "").strip().lower() == str(value).lower()
-    return element.get(key) == value
+        return bool(element.get("text", "").strip().lower() == str(value).lower())
+    return bool(element.get(key) == value)
 
 
 def _click(element: dict[str, Any] | None) -> Action | None:

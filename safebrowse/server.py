@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -79,6 +80,21 @@ def bound_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def port_of(sock: socket.socket) -> int:
+    """The port a bound socket listens on (port 0 binds pick one)."""
+    port: int = sock.getsockname()[1]
+    return port
+
+
+class SignalNeutralServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT/SIGTERM to the process: whoever runs it decides
+    how the process stops (both listeners, then the browsers), not one listener alone."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class SafebrowseServer:
     """Owns the manager and both listeners. Sockets are bound in `__init__`, so
     ports (including port 0) are known before serving starts."""
@@ -94,11 +110,11 @@ class SafebrowseServer:
 
     @property
     def mcp_port(self) -> int:
-        return self.mcp_socket.getsockname()[1]
+        return port_of(self.mcp_socket)
 
     @property
     def control_port(self) -> int:
-        return self.control_socket.getsockname()[1]
+        return port_of(self.control_socket)
 
     @property
     def mcp_url(self) -> str:
@@ -116,12 +132,10 @@ class SafebrowseServer:
         try:
             mcp_app = build_agent_app(self.manager, self.settings)
             control_app = build_control_app(self.manager, control_token=self.control_token, mcp_url=self.mcp_url)
-            for app, sock in ((mcp_app, self.mcp_socket), (control_app, self.control_socket)):
-                config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-                server = uvicorn.Server(config)
+            for app in (mcp_app, control_app):
                 # Signals belong to the caller (`safebrowse serve` stops both listeners, then the
                 # browsers); uvicorn would otherwise stop one listener and re-raise the signal.
-                server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+                server = SignalNeutralServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
                 self._servers.append(server)
             tasks = [asyncio.create_task(s.serve(sockets=[sock]))
                      for s, sock in zip(self._servers, (self.mcp_socket, self.control_socket))]

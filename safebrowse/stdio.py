@@ -16,16 +16,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
-
 import sys
+from collections.abc import AsyncIterator
 
 import uvicorn
 
 from engine.manager import EpisodeManager, EpisodeSetupError
 from mcp_server.stdio import serve_stdio
 from safebrowse import __version__
-from safebrowse.server import bound_socket, build_control_app, build_manager, resolve_control_token
+from safebrowse.server import (
+    SignalNeutralServer,
+    bound_socket,
+    build_control_app,
+    build_manager,
+    port_of,
+    resolve_control_token,
+)
 from safebrowse.settings import ServerSettings
 from tasks.registry import UnknownTaskError
 
@@ -36,23 +42,14 @@ NO_MCP_URL = "stdio"
 """What the control API reports as the agent door: this process has no MCP URL, its agent speaks over stdio."""
 
 
-class _SignalNeutralServer(uvicorn.Server):
-    """A uvicorn server that leaves SIGINT/SIGTERM to the process: a stdio server
-    must stop when its client stops it, not only its side listener."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def serving_control_api(manager: EpisodeManager, settings: ServerSettings) -> AsyncIterator[str]:
     """Serve the control API on loopback while the block runs; yields its base URL."""
     token, token_path = resolve_control_token(settings)
     sock = bound_socket(CONTROL_HOST, settings.control_port)
-    url = f"http://{CONTROL_HOST}:{sock.getsockname()[1]}"
+    url = f"http://{CONTROL_HOST}:{port_of(sock)}"
     app = build_control_app(manager, control_token=token, mcp_url=NO_MCP_URL)
-    server = _SignalNeutralServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    server = SignalNeutralServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not task.done():
         await asyncio.sleep(0.02)

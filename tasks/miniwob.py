@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def task_class_for(task_class: type[AbstractMiniwobTask]) -> type[AbstractMiniwo
     return type(task_class.__name__, (OneCallSetup, task_class), {"__module__": __name__})
 
 
-def _factory(runnable: type[AbstractMiniwobTask]):
+def _factory(runnable: type[AbstractMiniwobTask]) -> Callable[[TaskContext], AbstractMiniwobTask]:
     def build(context: TaskContext) -> AbstractMiniwobTask:
         # MiniWoB pages load ../core/*.js, so the package's whole html/ folder is
         # mounted at the asset server's root and the tasks live under /miniwob/.
@@ -95,6 +96,7 @@ def specs() -> list[TaskSpec]:
 
 
 def _spec(runnable: type[AbstractMiniwobTask]) -> TaskSpec:
+    page_path: str = MINIWOB_PREFIX + runnable.subdomain + ".html"
     return TaskSpec(
         id=runnable.get_task_id(),
         family="miniwob",
@@ -102,5 +104,5 @@ def _spec(runnable: type[AbstractMiniwobTask]) -> TaskSpec:
         factory=_factory(runnable),
         # BrowserGym's own setup (kept by the two tasks that override it) navigates
         # again, so a preloaded page would only be thrown away.
-        preload_path=MINIWOB_PREFIX + runnable.subdomain + ".html" if issubclass(runnable, OneCallSetup) else None,
+        preload_path=page_path if issubclass(runnable, OneCallSetup) else None,
     )

@@ -48,7 +48,7 @@ class UnknownTaskError(KeyError):
         super().__init__(f"unknown task {task_id!r}{hint}")
 
     def __str__(self) -> str:
-        return self.args[0]
+        return str(self.args[0])
 
 
 class TaskRegistry:

@@ -10,7 +10,7 @@ browser (`engine.actions` carries them out).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -148,8 +148,8 @@ class AskOracle(_Action):
 
 
 Action = Annotated[
-    Union[Click, Fill, Clear, Press, SelectOption, Hover, Scroll, DragAndDrop, Focus, Noop,
-          SendMessage, TabFocus, GoBack, AskOracle],
+    Click | Fill | Clear | Press | SelectOption | Hover | Scroll | DragAndDrop | Focus | Noop
+    | SendMessage | TabFocus | GoBack | AskOracle,
     Field(discriminator="name"),
 ]
 ACTION_ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)

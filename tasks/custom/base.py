@@ -56,16 +56,16 @@ class Verdict:
     message: str = ""
 
     @classmethod
-    def pending(cls, message: str = "") -> "Verdict":
+    def pending(cls, message: str = "") -> Verdict:
         """Not finished yet; the episode goes on."""
         return cls(0.0, False, message)
 
     @classmethod
-    def success(cls, message: str = "task completed") -> "Verdict":
+    def success(cls, message: str = "task completed") -> Verdict:
         return cls(1.0, True, message)
 
     @classmethod
-    def failure(cls, message: str) -> "Verdict":
+    def failure(cls, message: str) -> Verdict:
         """Finished without success: the episode ends as `task_failed`."""
         return cls(0.0, True, message)
 
@@ -80,7 +80,7 @@ class Call:
     at: float = field(default_factory=time.time)
 
 
-class CustomTask(AbstractBrowserTask):
+class CustomTask(AbstractBrowserTask):  # type: ignore[misc]  # BrowserGym ships no types
     """Base class of every custom task. Subclasses declare the class attributes
     below and implement `build`, `goal`, `judge` (and usually `page_data`,
     `handle` and `progress`)."""

@@ -78,8 +78,8 @@ def load_folder(root: Path, reserved_ids: set[str] | None = None) -> list[TaskSp
                 specs.extend(loaded)
             except TaskFolderError as error:
                 errors.append(TaskLoadError(str(folder), str(error)))
-    for error in errors:
-        logger.error("skipping custom task folder %s: %s", error.path, error.reason)
+    for skipped in errors:
+        logger.error("skipping custom task folder %s: %s", skipped.path, skipped.reason)
     _replace_errors(root, errors)
     return specs
 

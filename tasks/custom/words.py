@@ -34,7 +34,8 @@ def person(rng: random.Random) -> tuple[str, str]:
 
 def code(rng: random.Random, prefix: str = "", digits: int = 6, letters: int = 0) -> str:
     """A reference code like `ORD-482913` or `TRK-7QX20P`."""
-    alphabet = string.digits if not letters else string.ascii_uppercase.replace("O", "").replace("I", "") + string.digits
+    unambiguous_letters = string.ascii_uppercase.replace("O", "").replace("I", "")
+    alphabet = string.digits if not letters else unambiguous_letters + string.digits
     body = "".join(rng.choice(alphabet) for _ in range(digits + letters))
     return f"{prefix}{body}"
 

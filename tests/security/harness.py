@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 import playwright.sync_api as pw
 from browsergym.core.task import AbstractBrowserTask
+from mcp_agent import Agent  # noqa: F401 - re-exported for the security tests
+from mcp_agent import connect as agent  # noqa: F401 - re-exported: the security tests use `async with agent(url, token)`
 
-from mcp_agent import Agent, connect as agent  # noqa: F401 - re-exported: the security tests use `async with agent(url, token)`
 from tasks.registry import TaskSpec
 
 HERE = Path(__file__).resolve().parent

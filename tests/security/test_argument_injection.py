@@ -140,7 +140,7 @@ def test_oversized_values_are_refused_with_a_short_answer(sec, forms):
             return results
 
     results = play(send_all())
-    for (tool, arguments), result in zip(OVERSIZED_CALLS, results):
+    for (tool, _arguments), result in zip(OVERSIZED_CALLS, results):
         text = result.content[0].text
         assert result.is_error and "Invalid arguments" in text, (tool, text[:200])
         # The answer names the problem without echoing a megabyte back.

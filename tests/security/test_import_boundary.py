@@ -51,9 +51,7 @@ def crossings(loaded: list[str]) -> list[str]:
         top = name.split(".")[0]
         if top == "engine" and name != "engine" and not (
             name == ALLOWED_ENGINE or name.startswith(ALLOWED_ENGINE + ".")
-        ):
-            wrong.append(name)
-        elif top in FORBIDDEN_PREFIXES:
+        ) or top in FORBIDDEN_PREFIXES:
             wrong.append(name)
     return wrong
 

@@ -36,7 +36,8 @@ class Checkout(CustomTask):
         "Add each requested product from the shop page, then open the cart to check names and quantities.",
         "Product names can look alike; match the full name from the goal.",
         "In the cart you can change a quantity and press Update, or remove lines you did not ask for.",
-        "Fill the shipping form completely, choose the delivery method from the goal, continue to review, then place the order.",
+        "Fill the shipping form completely, choose the delivery method from the goal, continue to review, "
+        "then place the order.",
     )
 
     def build(self, rng: random.Random) -> None:
@@ -76,7 +77,8 @@ class Checkout(CustomTask):
         if self.initial_cart:
             text += " Nothing else may be in the order."
         if self.variant == "pickup":
-            text += f' Choose in-store pickup at the "{self.store}" store, with the name "{self.address["name"]}" on the order.'
+            name = self.address["name"]
+            text += f' Choose in-store pickup at the "{self.store}" store, with the name "{name}" on the order.'
         else:
             where = f'{self.address["name"]}, {self.address["street"]}, {self.address["city"]}'
             if "postcode" in self.address:

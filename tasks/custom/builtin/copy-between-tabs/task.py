@@ -43,7 +43,8 @@ class CopyBetweenTabs(CustomTask):
             person = f"{rng.choice(first_names)} {rng.choice(LAST_NAMES)}" if self.difficulty != "hard" \
                 else f"{rng.choice(first_names)} {rng.choice(LAST_NAMES[:3])}"
             department = rng.choice(DEPARTMENTS)
-            if (person, department) in seen or (self.difficulty != "hard" and any(r["name"] == person for r in self.records)):
+            name_taken = any(r["name"] == person for r in self.records)
+            if (person, department) in seen or (self.difficulty != "hard" and name_taken):
                 continue
             seen.add((person, department))
             record = {"name": person, "department": department}

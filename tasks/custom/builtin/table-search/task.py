@@ -77,7 +77,8 @@ class TableSearch(CustomTask):
             digits = re.sub(r"\D", "", answer)
             return digits.endswith(re.sub(r"\D", "", self.expected)) and len(digits) <= len(
                 re.sub(r"\D", "", self.expected)) + 3
-        return normalise(self.expected) in re.split(r"[\s,;:()\"']+", normalise(answer)) or normalise(answer) == normalise(self.expected)
+        expected, given = normalise(self.expected), normalise(answer)
+        return expected in re.split(r"[\s,;:()\"']+", given) or given == expected
 
     def judge(self, page: pw.Page, chat_messages: list[dict[str, Any]]) -> Verdict:
         answers = self.agent_messages(chat_messages)
