@@ -6,13 +6,22 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test setup clean
+.PHONY: serve test test-fast check setup clean bench
 
 serve: setup
 	$(VENV)/bin/safebrowse serve
 
-test: setup
+# Everything CI runs: the linters, the type checker, then every test, slow ones included.
+test: check
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Day-to-day: the same checks and every test not marked slow.
+test-fast: check
+	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 setup: $(STAMP)
 
@@ -23,6 +32,5 @@ $(STAMP): pyproject.toml scripts/setup.sh
 clean:
 	rm -rf $(VENV)
 
-.PHONY: bench
 bench: setup
 	$(VENV)/bin/python -m bench.compare
