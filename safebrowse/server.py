@@ -24,11 +24,13 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from control_api.schemas import CurriculumPolicy
 from engine.manager import EpisodeManager
-from engine.oracle import oracle_factory_from_env
+from engine.oracle import OracleFactory, oracle_factory_from_env
 from safebrowse import __version__
 from safebrowse.settings import ServerSettings
 from tasks import default_registry
+from tasks.registry import TaskRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +49,19 @@ def resolve_control_token(settings: ServerSettings) -> tuple[str, Path | None]:
     return token, path
 
 
-def build_manager(settings: ServerSettings) -> EpisodeManager:
-    """The room: browser workers, the task registry and the operator's oracle. Not started."""
+def build_manager(
+    settings: ServerSettings, registry: TaskRegistry | None = None, oracle_factory: OracleFactory | None = None
+) -> EpisodeManager:
+    """The room: browser workers, the task registry and the operator's oracle. Not started.
+
+    The registry and the oracle come from the settings unless given: tests and
+    benchmarks pass their own (test pages as tasks, a scripted oracle) and build the
+    rest exactly as `safebrowse serve` does.
+    """
     return EpisodeManager(
-        settings.engine, default_registry(settings.engine.extra_tasks_dir), oracle_factory=oracle_factory_from_env()
+        settings.engine,
+        registry if registry is not None else default_registry(settings.engine.extra_tasks_dir),
+        oracle_factory=oracle_factory if oracle_factory is not None else oracle_factory_from_env(),
     )
 
 
@@ -61,11 +72,13 @@ def build_agent_app(manager: EpisodeManager, settings: ServerSettings) -> ASGIAp
     return build_app(manager.agent_session, host=settings.host, version=__version__, limits=settings.mcp_limits)
 
 
-def build_control_app(manager: EpisodeManager, control_token: str, mcp_url: str) -> ASGIApp:
+def build_control_app(
+    manager: EpisodeManager, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None
+) -> ASGIApp:
     """The trainer door for `manager`; serve it on a private listener only."""
     from control_api.app import build_app
 
-    return build_app(manager, control_token=control_token, mcp_url=mcp_url)
+    return build_app(manager, control_token=control_token, mcp_url=mcp_url, curriculum=curriculum)
 
 
 def bound_socket(host: str, port: int) -> socket.socket:
