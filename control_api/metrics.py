@@ -135,7 +135,7 @@ class Metrics:
         if self.multiprocess_dir is None:
             return generate_latest(WithoutCreated(self.registry)).decode("utf-8")
         aggregate = CollectorRegistry()
-        MultiProcessCollector(aggregate, path=self.multiprocess_dir)
+        MultiProcessCollector(aggregate, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         return generate_latest(aggregate).decode("utf-8")
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from control_server import PrivateControlServer
 from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.parser import text_string_to_metric_families
 
-from control_server import PrivateControlServer
 from engine.config import EngineConfig
 from engine.manager import EpisodeManager
 from tasks import default_registry
