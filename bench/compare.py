@@ -29,6 +29,9 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import NoReturn
+
+from tqdm import tqdm
 
 from bench import stats
 from bench.browsergym_side import VARIANTS, BrowserGymSide
@@ -37,7 +40,7 @@ from bench.live import LiveServer, start_server
 from bench.safebrowse_side import SIDE as SAFEBROWSE, SafebrowseSide
 from engine.assets import AssetServer, miniwob_html_dir
 from safebrowse.loop import BackgroundLoop
-from safebrowse.progress import ProgressBar
+from safebrowse.progress import progress_bar
 from safebrowse.scripted import POLICIES
 
 DEFAULT_TASKS = (
@@ -161,10 +164,10 @@ class Bench:
 
     def run(self) -> None:
         total = len(self.args.tasks) * self.args.episodes * (1 + len(self.browsergym))
-        with ProgressBar(total, "compare", enabled=self.args.progress) as bar:
+        with progress_bar(total, "compare", enabled=self.args.progress, unit="episode") as bar:
             self._run(bar)
 
-    def _run(self, bar: ProgressBar) -> None:
+    def _run(self, bar: tqdm[NoReturn]) -> None:
         for task_id in self.args.tasks:
             for k in range(self.args.episodes):
                 seed = self.args.seed + k
@@ -176,10 +179,12 @@ class Bench:
                     result = play()
                     self.results.append(result)
                     if self.args.verbose:
-                        bar.write(_episode_line(result))
+                        bar.write(_episode_line(result), file=sys.stderr)
                     successes = sum(1 for r in self.results if r.success)
                     status = "error" if result.error else ("ok" if result.success else "fail")
-                    bar.advance(note=f"{result.side} {task_id} {status}, {successes}/{len(self.results)} ok")
+                    bar.set_postfix_str(f"{result.side} {task_id} {status}, {successes}/{len(self.results)} ok",
+                                        refresh=False)
+                    bar.update()
             for side in self.browsergym:
                 # BrowserEnv frees an episode's browsers at the next reset; the last ones go here.
                 closing = side.close_task(task_id)

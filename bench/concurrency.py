@@ -51,7 +51,7 @@ from bench.live import LiveServer, ServerProcess, start_server, start_server_pro
 from bench.memory import TreeMemory, tree_memory
 from safebrowse.client import AsyncControlClient, agent_client
 from safebrowse.loop import BackgroundLoop
-from safebrowse.progress import ProgressBar
+from safebrowse.progress import progress_bar
 
 SCALING_TARGET = 1.6  # 4 parallel episodes vs 1
 MEMORY_TARGET_MB = 80.0
@@ -377,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed = 100
         # One unit per level run, and one for the memory curve.
         total = args.rounds * len(args.levels) + (1 if args.memory_episodes else 0)
-        with ProgressBar(total, "concurrency", enabled=args.progress) as bar:
+        with progress_bar(total, "concurrency", enabled=args.progress, unit="run") as bar:
             for round_index in range(args.rounds):
                 order = args.levels if round_index % 2 == 0 else list(reversed(args.levels))
                 for parallel in order:
@@ -385,11 +385,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     level = client_loop.run(runner.level(parallel, args.seconds, args.warmup, seed), timeout)
                     level.round = round_index + 1
                     levels.append(level)
-                    bar.write(f"  round {level.round}, {parallel} parallel: {level.actions_per_second:.2f} actions/s")
-                    bar.advance(note=f"round {level.round}/{args.rounds}, {parallel} parallel done")
+                    bar.write(f"  round {level.round}, {parallel} parallel: {level.actions_per_second:.2f} actions/s",
+                              file=sys.stderr)
+                    bar.set_postfix_str(f"round {level.round}/{args.rounds}, {parallel} parallel done", refresh=False)
+                    bar.update()
             if args.memory_episodes:
                 memory = client_loop.run(runner.memory_ramp(args.memory_episodes, 5_000, args.settle), 600)
-                bar.advance(note=f"memory curve up to {args.memory_episodes} open episodes done")
+                bar.set_postfix_str(f"memory curve up to {args.memory_episodes} open episodes done", refresh=False)
+                bar.update()
         client_loop.run(runner.aclose())
     finally:
         client_loop.close()

@@ -240,7 +240,7 @@ async def _rollout(args: argparse.Namespace, task_ids: list[str], token: str) ->
     import httpx
 
     from safebrowse.client import AsyncControlClient, ControlAPIError, EpisodeSpec
-    from safebrowse.progress import ProgressBar
+    from safebrowse.progress import progress_bar
     from safebrowse.scripted import POLICIES
 
     options = {"max_steps": args.max_steps} if args.max_steps else {}
@@ -264,7 +264,7 @@ async def _rollout(args: argparse.Namespace, task_ids: list[str], token: str) ->
 
         gate = asyncio.Semaphore(args.concurrency)
         outcomes: list[RolloutOutcome] = []
-        with ProgressBar(len(specs), "rollout", enabled=args.progress) as bar:
+        with progress_bar(len(specs), "rollout", enabled=args.progress, unit="episode") as bar:
 
             async def one(index: int, spec: EpisodeSpec) -> None:
                 async with gate:
@@ -272,7 +272,8 @@ async def _rollout(args: argparse.Namespace, task_ids: list[str], token: str) ->
                 outcomes.append(outcome)
                 successes = sum(1 for o in outcomes if o.success)
                 status = "error" if outcome.error else ("ok" if outcome.success else "fail")
-                bar.advance(note=f"{outcome.task_id} {status}, {successes}/{len(outcomes)} ok")
+                bar.set_postfix_str(f"{outcome.task_id} {status}, {successes}/{len(outcomes)} ok", refresh=False)
+                bar.update()
 
             await asyncio.gather(*(one(index, spec) for index, spec in enumerate(specs)))
     elapsed = time.perf_counter() - started

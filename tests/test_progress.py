@@ -1,170 +1,161 @@
-"""The progress bar: redrawn in place on a terminal, a few plain lines elsewhere, nothing unless wanted."""
+"""The progress bar as a person sees it: on stderr when stderr is a terminal (a real pty),
+off on a pipe unless forced, never on stdout; first in a small program, then in a real
+`safebrowse rollout` against a live server."""
 
 from __future__ import annotations
 
-import io
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import textwrap
+import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from safebrowse.progress import ProgressBar, format_duration
+ROOT = Path(__file__).resolve().parent.parent
+TERMINAL_COLUMNS = 120
+# A tqdm frame: "label:  50%|█████     | 1/2 [00:01<00:01, 1.00s/episode, note]".
+FRAME = re.compile(r"(?P<label>[\w.-]+): +(?P<percent>\d+)%\|[^|]*\| (?P<done>\d+)/(?P<total>\d+) \[(?P<rest>[^\]]*)\]")
+
+# Ten units, each with a note, a line written through the bar, then a report on stdout.
+PROGRAM = textwrap.dedent("""
+    import sys
+    from safebrowse.progress import progress_bar
+
+    enabled = {"auto": None, "on": True, "off": False}[sys.argv[1]]
+    with progress_bar(10, "demo", enabled=enabled, unit="episode") as bar:
+        for k in range(10):
+            bar.set_postfix_str(f"task-{k} ok", refresh=False)
+            bar.update()
+        bar.write("a line of its own", file=sys.stderr)
+    print("report: 10 episodes")
+""")
 
 
-class Stream(io.StringIO):
-    """A text stream that says whether it is a terminal."""
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
 
-    def __init__(self, tty: bool) -> None:
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self) -> bool:
-        return self.tty
-
-
-class Clock:
-    """Time that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+    def frames(self) -> list[re.Match[str]]:
+        """Every bar drawing on stderr, in order (a pty turns newlines into \\r\\n)."""
+        return [match for piece in re.split(r"[\r\n]", self.stderr) if (match := FRAME.search(piece))]
 
 
-@pytest.fixture(autouse=True)
-def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Frames are cut to the terminal's width; make it wide unless a test says otherwise."""
-    monkeypatch.setenv("COLUMNS", "200")
+def run(args: list[str], terminal: bool, env: dict[str, str] | None = None, timeout: float = 180) -> Run:
+    """Run `args` with stdout on a pipe and stderr on a pipe or, if `terminal`, on a real pty."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("COLUMNS", None)  # the width comes from the terminal itself
+    if not terminal:
+        done = subprocess.run(args, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+        return Run(done.returncode, done.stdout, done.stderr)
+    controller, terminal_fd = pty.openpty()
+    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, TERMINAL_COLUMNS, 0, 0))
+    process = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=terminal_fd,
+                               stdin=subprocess.DEVNULL, text=True)
+    os.close(terminal_fd)
+    chunks: list[bytes] = []
+
+    def read_terminal() -> None:
+        while True:
+            try:
+                data = os.read(controller, 4096)
+            except OSError:  # EIO once the last writer has gone
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    try:
+        stdout, _ = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        reader.join(10)
+        os.close(controller)
+    return Run(process.returncode, stdout, b"".join(chunks).decode("utf-8", "replace"))
 
 
-def lines(stream: Stream) -> list[str]:
-    return stream.getvalue().splitlines()
+def demo(setting: str, terminal: bool) -> Run:
+    result = run([sys.executable, "-c", PROGRAM, setting], terminal)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "report: 10 episodes\n"  # whatever the bar does
+    return result
 
 
-def test_off_by_default_when_the_stream_is_not_a_terminal() -> None:
-    stream = Stream(tty=False)
-    with ProgressBar(5, "run", stream=stream) as bar:
-        for _ in range(5):
-            bar.advance(note="x")
-    assert bar.enabled is False
-    assert stream.getvalue() == ""
+# -- the on/off decision, in a small program ----------------------------------------------------
 
 
-def test_on_by_default_on_a_terminal_and_off_when_forced_off() -> None:
-    assert ProgressBar(3, stream=Stream(tty=True)).enabled is True
-    quiet = Stream(tty=True)
-    with ProgressBar(3, stream=quiet, enabled=False) as bar:
-        bar.advance(3)
-    assert quiet.getvalue() == ""
+@pytest.mark.parametrize(("setting", "terminal"), [("auto", True), ("on", True), ("on", False)])
+def test_the_bar_draws_on_stderr_when_on(setting: str, terminal: bool) -> None:
+    result = demo(setting, terminal)
+    frames = result.frames()
+    assert frames, result.stderr
+    assert all(frame["label"] == "demo" and frame["total"] == "10" for frame in frames)
+    last = frames[-1]
+    assert (last["percent"], last["done"]) == ("100", "10")
+    assert "episode" in last["rest"] and last["rest"].endswith("task-9 ok")
+    assert "a line of its own" in result.stderr
+    # Ended on a row of its own, so what follows starts on a fresh one.
+    assert result.stderr.rstrip(" ").endswith("\n")
 
 
-def test_a_terminal_gets_one_line_redrawn_in_place() -> None:
-    stream, clock = Stream(tty=True), Clock()
-    with ProgressBar(4, "rollout", stream=stream, clock=clock, redraw_interval_s=0.0) as bar:
-        for k in range(4):
-            clock.now += 2.0
-            bar.advance(note=f"task-{k}")
-    text = stream.getvalue()
-    assert text.count("\n") == 1 and text.endswith("\n")  # one row, ended when the bar closes
-    frames = text.rstrip("\n").split("\r")[1:]
-    assert len(frames) == 4
-    assert frames[0].startswith("rollout  [") and "1/4" in frames[0] and "25%" in frames[0]
-    assert "eta 0:06" in frames[0] and "task-0" in frames[0]  # 2 s per unit, 3 units to go
-    last = frames[-1].rstrip()
-    assert "4/4" in last and "100%" in last and "elapsed 0:08" in last and "task-3" in last
-    assert "eta" not in last
-    # A shorter frame blanks what is left of a longer one.
-    assert len(frames[-1]) >= len(frames[-2].rstrip())
+def test_on_a_terminal_the_bar_is_redrawn_in_place() -> None:
+    result = demo("auto", terminal=True)
+    bar_rows = [row for row in result.stderr.split("\n") if FRAME.search(row)]
+    # The written line gets its own row; the bar is redrawn with carriage returns on its row.
+    assert "\r" in result.stderr and len(bar_rows) <= 3
+    assert all(len(piece) <= TERMINAL_COLUMNS for piece in re.split(r"[\r\n]", result.stderr))
 
 
-def test_terminal_redraws_are_throttled_but_the_last_unit_is_always_drawn() -> None:
-    stream, clock = Stream(tty=True), Clock()
-    with ProgressBar(1000, stream=stream, clock=clock, redraw_interval_s=0.1) as bar:
-        for _ in range(1000):
-            clock.now += 0.001  # a unit every millisecond: 1 s in all
-            bar.advance()
-    frames = stream.getvalue().rstrip("\n").split("\r")[1:]
-    assert 5 <= len(frames) <= 12
-    assert "1000/1000" in frames[-1]
+def test_forced_onto_a_pipe_it_draws_the_start_and_the_end_only() -> None:
+    # Ten quick units are well under LOG_INTERVAL_S: no frame in between.
+    frames = demo("on", terminal=False).frames()
+    assert [frame["done"] for frame in frames] == ["0", "10", "10"]  # start; redrawn after the line; closed
 
 
-def test_a_narrow_terminal_loses_the_bar_then_the_end_of_the_note(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "41")
-    stream = Stream(tty=True)
-    with ProgressBar(4, "rollout", stream=stream) as bar:
-        bar.advance(note="miniwob.click-test ok, 1/1 ok")
-    frame = stream.getvalue().rstrip("\n").split("\r")[1]
-    assert frame == "rollout  1/4   25%  elapsed 0:00  eta 0:"  # 40 columns: one short of the edge
-    assert len(frame) == 40
-    assert "[" not in frame
+@pytest.mark.parametrize(("setting", "terminal"), [("auto", False), ("off", True), ("off", False)])
+def test_the_bar_stays_off_otherwise(setting: str, terminal: bool) -> None:
+    result = demo(setting, terminal)
+    assert not result.frames()
+    assert result.stderr.replace("\r\n", "\n") == "a line of its own\n"  # lines written through it still show
 
 
-def test_forced_on_a_plain_stream_prints_whole_lines_every_few_percent() -> None:
-    stream, clock = Stream(tty=False), Clock()
-    with ProgressBar(1000, "bench", stream=stream, enabled=True, clock=clock,
-                     line_percent=10.0, line_interval_s=1e9) as bar:
-        for k in range(1000):
-            clock.now += 0.01
-            bar.advance(note=f"n={k + 1}")
-    out = lines(stream)
-    assert "\r" not in stream.getvalue() and "[" not in stream.getvalue()
-    # The first unit, then one line per 10 %: bounded whatever the total.
-    assert 10 <= len(out) <= 12
-    assert all(line.startswith("bench  ") for line in out)
-    assert out[-1].startswith("bench  1000/1000  100%") and out[-1].endswith("n=1000")
+# -- a real rollout ---------------------------------------------------------------------------------
 
 
-def test_forced_on_a_plain_stream_prints_at_most_every_interval() -> None:
-    stream, clock = Stream(tty=False), Clock()
-    bar = ProgressBar(100_000, stream=stream, enabled=True, clock=clock, line_percent=50.0, line_interval_s=5.0)
-    for _ in range(3000):
-        clock.now += 0.01  # 30 s of work, well under 50 %
-        bar.advance()
-    out = lines(stream)
-    assert 6 <= len(out) <= 7  # the first line, then one per 5 s
-    assert not out[-1].startswith("3000/")
-    bar.close()
-    assert len(lines(stream)) == len(out) + 1
-    assert lines(stream)[-1].startswith("3000/100000  3%  elapsed 0:30  eta ")
+def rollout(live_server, *flags: str, terminal: bool) -> Run:
+    args = [sys.executable, "-m", "safebrowse.cli", "rollout", "--control-url", live_server.control_url,
+            "--tasks", "miniwob.click-test", "--episodes", "2", "--seed", "11", *flags]
+    result = run(args, terminal, env={"SAFEBROWSE_CONTROL_TOKEN": live_server.control_token})
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The report is the same with or without the bar: no frame and no carriage return on stdout.
+    assert result.stdout.startswith("rollout: 1 task(s) x 2 episode(s), seeds 11..12, concurrency 1, ")
+    assert re.search(r"^overall\s+2\s+0\s+2/2 \(100%\)", result.stdout, re.MULTILINE), result.stdout
+    assert "\r" not in result.stdout and "%|" not in result.stdout
+    return result
 
 
-def test_close_writes_the_final_line_once() -> None:
-    stream, clock = Stream(tty=False), Clock()
-    bar = ProgressBar(10, "run", stream=stream, enabled=True, clock=clock, line_percent=80.0, line_interval_s=1e9)
-    for _ in range(7):
-        bar.advance()
-    assert [line.split("  ")[1] for line in lines(stream)] == ["1/10"]  # the first unit, then < 80 % more
-    clock.now += 65
-    bar.close()
-    bar.close()
-    bar.advance()  # after close: nothing
-    assert lines(stream)[-1] == "run  7/10  70%  elapsed 1:05  eta 0:28"
-    assert len(lines(stream)) == 2
+def test_rollout_on_a_terminal_shows_the_bar_by_default(live_server) -> None:
+    frames = rollout(live_server, terminal=True).frames()
+    assert frames and all(frame["label"] == "rollout" and frame["total"] == "2" for frame in frames)
+    last = frames[-1]
+    assert (last["percent"], last["done"]) == ("100", "2")
+    assert "episode" in last["rest"] and last["rest"].endswith("miniwob.click-test ok, 2/2 ok")
 
 
-def test_write_puts_text_above_the_bar_on_a_terminal() -> None:
-    stream, clock = Stream(tty=True), Clock()
-    with ProgressBar(2, "run", stream=stream, clock=clock) as bar:
-        bar.advance()
-        bar.write("an episode line")
-        bar.advance()
-    rows = stream.getvalue().split("\n")
-    # The bar row is blanked, the text gets its own row, the bar comes back beneath it.
-    assert rows[0].endswith("an episode line") and rows[0].split("\r")[-1] == "an episode line"
-    assert "2/2" in rows[1] and rows[2] == ""
-
-
-def test_write_is_a_plain_line_when_the_bar_is_off() -> None:
-    stream = Stream(tty=False)
-    with ProgressBar(2, stream=stream) as bar:
-        bar.write("round 1: 12.5 actions/s")
-        bar.advance(2)
-    assert stream.getvalue() == "round 1: 12.5 actions/s\n"
-
-
-def test_durations_and_bad_totals() -> None:
-    assert format_duration(0) == "0:00"
-    assert format_duration(65.4) == "1:05"
-    assert format_duration(3 * 3600 + 7) == "3:00:07"
-    assert format_duration(float("nan")) == "?"
-    with pytest.raises(ValueError):
-        ProgressBar(-1)
+def test_rollout_flags_force_the_bar_on_a_pipe_and_off_on_a_terminal(live_server) -> None:
+    forced = rollout(live_server, "--progress", terminal=False).frames()
+    assert forced and forced[0]["done"] == "0" and forced[-1]["done"] == "2"
+    assert rollout(live_server, "--no-progress", terminal=True).stderr == ""
+    assert rollout(live_server, terminal=False).stderr == ""
