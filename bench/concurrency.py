@@ -132,7 +132,7 @@ class Runner:
     async def close_all(self, episode_ids: Sequence[str]) -> None:
         for episode_id in episode_ids:
             try:
-                await self.control.close(episode_id)
+                await self.control.close_episode(episode_id)
             except Exception:  # noqa: BLE001 - best effort between levels
                 pass
 
@@ -187,7 +187,7 @@ class Runner:
         return points
 
     async def aclose(self) -> None:
-        await self.control.disconnect()
+        await self.control.aclose()
 
 
 async def _settled_memory(settle_s: float) -> TreeMemory:

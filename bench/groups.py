@@ -68,13 +68,13 @@ async def run(server: ServerProcess, args: argparse.Namespace) -> list[tuple[flo
             release.set()
             await asyncio.gather(*agents)
             for episode_id, _ in done:
-                await control.close(episode_id)
+                await control.close_episode(episode_id)
             rounds.append((group_s, [reset_s for _, reset_s in done]))
             print(f"  round {round_index + 1}: group of {args.group} ready in {group_s * 1000:.0f} ms",
                   file=sys.stderr, flush=True)
             await asyncio.sleep(args.pause)
     finally:
-        await control.disconnect()
+        await control.aclose()
     return rounds
 
 

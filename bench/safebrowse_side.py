@@ -32,7 +32,7 @@ class SafebrowseSide:
         self.max_steps = max_steps
 
     async def aclose(self) -> None:
-        await self.control.disconnect()
+        await self.control.aclose()
 
     async def episode(self, task_id: str, seed: int, policy: Policy) -> EpisodeResult:
         result = EpisodeResult(SIDE, task_id, seed)
@@ -68,16 +68,16 @@ class SafebrowseSide:
                     observation = answer.structured_content
                     if observation is None:  # "the episode is over": nothing more to do
                         break
-            state = await self.control.state(episode_id)
+            state = await self.control.get_episode(episode_id)
             if not state.done:
-                await self.control.end(episode_id)
+                await self.control.end_episode(episode_id)
             result.success = state.success
         except Exception as error:  # noqa: BLE001 - reported in the summary, the run goes on
             result.error = f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}"
         finally:
             if episode_id is not None:
                 try:
-                    await self.control.close(episode_id)
+                    await self.control.close_episode(episode_id)
                 except Exception as error:  # noqa: BLE001
                     result.error = result.error or f"close failed: {error}"
             result.wall_s = time.perf_counter() - started
@@ -87,9 +87,9 @@ class SafebrowseSide:
 
     async def _read_breakdown(self, episode_id: str, result: EpisodeResult) -> None:
         """The engine's own timings of each step, from the trajectory (not timed)."""
-        state = await self.control.state(episode_id)
+        state = await self.control.get_episode(episode_id)
         result.reset_parts["engine_setup"] = state.setup_ms / 1000
-        trajectory = await self.control.trajectory(episode_id)
+        trajectory = await self.control.get_trajectory(episode_id)
         for step, round_trip in zip(trajectory.steps, result.step_s):
             engine = (step.action_ms + step.validate_ms + step.observation_ms) / 1000
             result.add_step_part("engine_action", step.action_ms / 1000)

@@ -133,14 +133,14 @@ def cmd_episode(args: argparse.Namespace) -> int:
             if args.action == "create":
                 _print_model(client.create_episode(args.task, seed=args.seed, max_steps=args.max_steps))
             elif args.action == "list":
-                for summary in client.episodes():
+                for summary in client.list_episodes().episodes:
                     sys.stdout.write(summary.model_dump_json() + "\n")
             elif args.action == "state":
-                _print_model(client.state(args.episode_id))
+                _print_model(client.get_episode(args.episode_id))
             elif args.action == "trajectory":
-                _print_model(client.trajectory(args.episode_id))
+                _print_model(client.get_trajectory(args.episode_id))
             elif args.action == "close":
-                _print_model(client.close(args.episode_id))
+                _print_model(client.close_episode(args.episode_id))
         except ControlAPIError as error:
             sys.stderr.write(f"error: {error}\n")
             return 1
@@ -191,7 +191,7 @@ async def _play_one(control: "AsyncControlClient", index: int, spec: "EpisodeSpe
         outcome.failure_reason, outcome.actions = episode.failure_reason, len(episode.actions)
         outcome.step_ms = [step.action_ms + step.observation_ms + step.validate_ms for step in episode.steps]
         try:
-            outcome.reset_ms = (await control.state(episode.episode_id)).setup_ms
+            outcome.reset_ms = (await control.get_episode(episode.episode_id)).setup_ms
         except ControlAPIError:
             pass  # forgotten already: the summary shows "-" rather than failing a played episode
     except Exception as error:  # noqa: BLE001 - reported per episode, and the exit code says so
@@ -250,7 +250,7 @@ async def _rollout(args: argparse.Namespace, task_ids: list[str], token: str) ->
     started = time.perf_counter()
     async with AsyncControlClient(args.control_url, token) as control:
         try:
-            offered = {task.id for task in await control.tasks()}
+            offered = {task.id for task in (await control.list_tasks()).tasks}
         except ControlAPIError as error:
             sys.stderr.write(f"error: the control API at {args.control_url} refused: {error}\n")
             return 1

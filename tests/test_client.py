@@ -1,32 +1,42 @@
-"""The Python client and the rollout helper against the whole server: control API over
-HTTP, agent actions over MCP (streamable HTTP, the SDK's own client)."""
+"""The Python clients and the rollout helper against the whole server: control API over
+HTTP, agent actions over MCP (streamable HTTP, the SDK's own client).
+
+Both control clients are checked against the route table: every operation of
+`control_api.routes.OPERATIONS` has a method of its name on each, and the live tests
+below must reach every operation through each client, so a new route fails here until
+both clients have it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import re
 from typing import Any
 
+import httpx
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from pydantic import ValidationError
 
+from control_api.openapi import Operation
+from control_api.routes import OPERATIONS
 from engine.reward import RewardWeights
 from safebrowse.client import (
     AsyncControlClient,
     ControlAPIError,
     ControlClient,
     EpisodeSpec,
+    agent_client,
     arollout,
     env_reward,
     rollout,
 )
+from safebrowse.client import _operations as operations
 
 TRAINER_WORDS = ("reward", "success", "failure_reason", "task_done", "task_message", "validator")
+PNG = b"\x89PNG"
 
 
 @pytest.fixture(scope="module")
@@ -81,27 +91,165 @@ FIVE_TASKS = ["miniwob.click-test", "miniwob.click-button", "miniwob.enter-text"
               "miniwob.focus-text"]
 
 
-# -- the control client -------------------------------------------------------------------------
+# -- every operation, on both clients -------------------------------------------------------
+
+EXAMPLE_ARGUMENTS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
+    "health": ((), {}),
+    "openapi": ((), {}),
+    "list_tasks": ((), {}),
+    "create_episode": (("miniwob.click-test",), {"seed": 1, "max_steps": 3}),
+    "list_episodes": ((), {"status": "running"}),
+    "get_episode": (("ep_1",), {}),
+    "get_trajectory": (("ep_1",), {"screenshots": True}),
+    "get_step_screenshot": (("ep_1", 2), {}),
+    "end_episode": (("ep_1",), {}),
+    "close_episode": (("ep_1",), {}),
+    "get_curriculum": ((), {}),
+    "metrics": ((), {}),
+}
+"""Arguments to build each operation's call with; a new operation needs an entry here."""
 
 
-def test_sync_client_round_trip(live_server, control):
-    assert control.health().status == "ok"
-    assert "miniwob.click-test" in {task.id for task in control.tasks()}
-    created = control.create_episode("miniwob.click-test", seed=3, max_steps=4,
-                                     reward_weights={"step_penalty": 0.5})
-    try:
-        assert created.mcp_url == live_server.mcp_url and created.limits.max_steps == 4
-        assert created.reward_weights == RewardWeights(step_penalty=0.5)
-        live_server.run(live_server.manager.agent_session(created.agent_token).act("noop", {"wait_ms": 0}))
-        state = control.state(created.episode_id)
-        assert state.step_index == 1 and state.last_reward.step_penalty == -0.5
-        assert created.episode_id in {e.episode_id for e in control.episodes(status="running")}
-        assert control.trajectory(created.episode_id).steps[0].tool == "noop"
-        ended = control.end(created.episode_id)
-        assert ended.failure_reason.value == "client_step_cap" and ended.done
-    finally:
-        assert control.close(created.episode_id).status.value == "closed"
-    assert "safebrowse_steps_total" in control.metrics()
+def _route(operation: Operation) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(operation.path)) + "$")
+
+
+def _operation_of(method: str, path: str) -> str:
+    (operation_id,) = [op.operation_id for op in OPERATIONS if op.method == method and _route(op).match(path)]
+    return operation_id
+
+
+class RecordingTransport(httpx.HTTPTransport):
+    """Sends for real, and remembers which operation each request was."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.operations: set[str] = set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.operations.add(_operation_of(request.method, request.url.path))
+        return super().handle_request(request)
+
+
+class AsyncRecordingTransport(httpx.AsyncHTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.operations: set[str] = set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.operations.add(_operation_of(request.method, request.url.path))
+        return await super().handle_async_request(request)
+
+
+ALL_OPERATIONS = {operation.operation_id for operation in OPERATIONS}
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.operation_id)
+def test_every_operation_has_a_method_of_its_name_on_both_clients(operation: Operation) -> None:
+    name = operation.operation_id
+    sync_method = getattr(ControlClient, name, None)
+    async_method = getattr(AsyncControlClient, name, None)
+    assert callable(sync_method) and not inspect.iscoroutinefunction(sync_method), f"ControlClient.{name}"
+    assert inspect.iscoroutinefunction(async_method), f"AsyncControlClient.{name}"
+    assert inspect.signature(sync_method) == inspect.signature(async_method), name
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.operation_id)
+def test_each_call_is_built_for_its_route(operation: Operation) -> None:
+    name = operation.operation_id
+    assert name in EXAMPLE_ARGUMENTS, f"add example arguments for the new operation {name}"
+    args, kwargs = EXAMPLE_ARGUMENTS[name]
+    call = getattr(operations, name)(*args, **kwargs)
+    assert (call.operation_id, call.method) == (name, operation.method)
+    assert _operation_of(call.method, call.path) == name, call.path
+
+
+def test_calls_carry_validated_bodies_and_queries() -> None:
+    created = operations.create_episode("miniwob.click-test", seed=1, reward_weights={"step_penalty": 0.5},
+                                        record_screenshots=True)
+    assert created.json == {"task_id": "miniwob.click-test", "seed": 1, "reward_weights": {
+        **RewardWeights().model_dump(mode="json"), "step_penalty": 0.5}, "record_screenshots": True,
+        "record_observations": False}
+    assert operations.get_trajectory("ep_1").params is None
+    assert operations.get_trajectory("ep_1", observations=True).params == {"observations": True}
+    assert operations.list_episodes().params is None and operations.list_episodes("ended").params == {
+        "status": "ended"}
+    assert operations.end_episode("ep_1").json == {"reason": "client_step_cap"}
+    with pytest.raises(ValidationError):
+        operations.list_episodes("sleeping")
+    with pytest.raises(ValueError, match="step index"):
+        operations.get_step_screenshot("ep_1", -1)
+    # An id is one path segment: it cannot climb to another route.
+    assert operations.get_episode("../tasks").path == "/v1/episodes/..%2Ftasks"
+
+
+def test_clients_keep_the_token_out_of_their_repr() -> None:
+    with ControlClient("http://127.0.0.1:9", "ctl_secret") as client:
+        assert "ctl_secret" not in repr(client) and client.headers == {"Authorization": "Bearer ctl_secret"}
+
+
+def test_sync_client_reaches_every_operation(live_server) -> None:
+    transport = RecordingTransport()
+    with ControlClient(live_server.control_url, live_server.control_token, transport=transport) as control:
+        assert control.health().status == "ok"
+        document = control.openapi()
+        assert document["openapi"].startswith("3.1")
+        operation_ids = {op["operationId"] for path in document["paths"].values() for op in path.values()}
+        assert operation_ids == ALL_OPERATIONS
+        assert "miniwob.click-test" in {task.id for task in control.list_tasks().tasks}
+        created = control.create_episode("miniwob.click-test", seed=3, max_steps=4,
+                                         reward_weights={"step_penalty": 0.5}, record_screenshots=True)
+        try:
+            assert created.mcp_url == live_server.mcp_url and created.limits.max_steps == 4
+            assert created.reward_weights == RewardWeights(step_penalty=0.5)
+            live_server.run(live_server.manager.agent_session(created.agent_token).act("noop", {"wait_ms": 0}))
+            state = control.get_episode(created.episode_id)
+            assert state.step_index == 1 and state.last_reward.step_penalty == -0.5
+            running = control.list_episodes(status="running").episodes
+            assert created.episode_id in {summary.episode_id for summary in running}
+            trajectory = control.get_trajectory(created.episode_id, observations=True)
+            assert trajectory.steps[0].tool == "noop" and trajectory.start_observation_text
+            assert control.get_step_screenshot(created.episode_id, 0).startswith(PNG)
+            with pytest.raises(ControlAPIError) as missing_step:
+                control.get_step_screenshot(created.episode_id, 9)
+            assert (missing_step.value.status, missing_step.value.error) == (404, "step_not_found")
+            ended = control.end_episode(created.episode_id)
+            assert ended.failure_reason.value == "client_step_cap" and ended.done
+        finally:
+            assert control.close_episode(created.episode_id).status.value == "closed"
+        assert control.get_curriculum().policy.window >= 1
+        assert "safebrowse_steps_total" in control.metrics()
+    assert transport.operations == ALL_OPERATIONS
+
+
+def test_async_client_reaches_every_operation(live_server) -> None:
+    transport = AsyncRecordingTransport()
+
+    async def scenario() -> None:
+        async with AsyncControlClient(live_server.control_url, live_server.control_token,
+                                      transport=transport) as client:
+            assert (await client.health()).status == "ok"
+            assert set((await client.openapi())["paths"]) == {op.path for op in OPERATIONS}
+            assert len((await client.list_tasks()).tasks) >= 100
+            created = await client.create_episode("miniwob.click-test", record_screenshots=True)
+            try:
+                trajectory = await client.get_trajectory(created.episode_id, screenshots=True)
+                assert base64.b64decode(trajectory.screenshot_png_base64).startswith(PNG)
+                assert (await client.get_step_screenshot(created.episode_id, 0)).startswith(PNG)
+                assert (await client.get_episode(created.episode_id)).status.value == "running"
+                assert created.episode_id in {e.episode_id for e in (await client.list_episodes()).episodes}
+                ended = await client.end_episode(created.episode_id)
+                assert ended.failure_reason.value == "client_step_cap"
+            finally:
+                assert (await client.close_episode(created.episode_id)).status.value == "closed"
+            with pytest.raises(ControlAPIError) as missing:
+                await client.close_episode("ep_missing")
+            assert (missing.value.status, missing.value.error) == (404, "episode_not_found")
+            assert isinstance((await client.get_curriculum()).tasks, list)
+            assert "safebrowse_episodes_created_total" in await client.metrics()
+
+    asyncio.run(scenario())
+    assert transport.operations == ALL_OPERATIONS
 
 
 def test_client_errors(live_server, control):
@@ -110,8 +258,11 @@ def test_client_errors(live_server, control):
     assert (unknown.value.status, unknown.value.error) == (404, "unknown_task")
     assert "miniwob.click-test" in unknown.value.body["suggestions"]
     with pytest.raises(ControlAPIError) as missing:
-        control.state("ep_missing")
+        control.get_episode("ep_missing")
     assert missing.value.status == 404
+    with pytest.raises(ControlAPIError) as climbing:
+        control.get_episode("../tasks")
+    assert climbing.value.status == 404
     with pytest.raises(ValidationError):  # refused before it reaches the network
         control.create_episode("miniwob.click-test", max_steps=0)
     with pytest.raises(ValidationError):
@@ -119,28 +270,8 @@ def test_client_errors(live_server, control):
     with ControlClient(live_server.control_url, "wrong-token") as stranger:
         assert stranger.health().status == "ok"
         with pytest.raises(ControlAPIError) as refused:
-            stranger.tasks()
+            stranger.list_tasks()
         assert refused.value.status == 401
-
-
-def test_async_client(live_server):
-    async def scenario() -> None:
-        async with AsyncControlClient(live_server.control_url, live_server.control_token) as client:
-            assert len(await client.tasks()) >= 100
-            created = await client.create_episode("miniwob.click-test")
-            try:
-                trajectory = await client.trajectory(created.episode_id, screenshots=True)
-                assert base64.b64decode(trajectory.screenshot_png_base64).startswith(b"\x89PNG")
-                assert (await client.state(created.episode_id)).status.value == "running"
-                assert created.episode_id in {e.episode_id for e in await client.episodes()}
-                assert (await client.end(created.episode_id)).failure_reason.value == "client_step_cap"
-            finally:
-                assert (await client.close(created.episode_id)).status.value == "closed"
-            with pytest.raises(ControlAPIError):
-                await client.close("ep_missing")
-            assert "safebrowse_episodes_created_total" in await client.metrics()
-
-    asyncio.run(scenario())
 
 
 # -- whole episodes through the agent door --------------------------------------------------
@@ -151,8 +282,7 @@ def test_full_episode_through_mcp(live_server, control):
     seen: list[dict[str, Any]] = []
 
     async def agent() -> None:
-        http = create_mcp_http_client(headers={"Authorization": f"Bearer {created.agent_token}"})
-        async with http, Client(streamable_http_client(created.mcp_url, http_client=http)) as client:
+        async with agent_client(created.mcp_url, created.agent_token) as client:
             observation = (await client.call_tool("observe", {})).structured_content
             seen.append(observation)
             while not observation["episode_over"]:
@@ -166,9 +296,9 @@ def test_full_episode_through_mcp(live_server, control):
 
     try:
         asyncio.run(agent())
-        state = control.state(created.episode_id)
+        state = control.get_episode(created.episode_id)
         assert (state.success, state.failure_reason.value, state.step_index) == (True, "success", 2)
-        trajectory = control.trajectory(created.episode_id)
+        trajectory = control.get_trajectory(created.episode_id)
         assert [step.tool for step in trajectory.steps] == ["fill", "click"]
         assert trajectory.steps[0].arguments["text"] in created.goal
         assert trajectory.cumulative_reward == pytest.approx(sum(s.reward.total for s in trajectory.steps))
@@ -177,7 +307,7 @@ def test_full_episode_through_mcp(live_server, control):
             text = json.dumps(observation).lower()
             assert not any(word in text for word in TRAINER_WORDS)
     finally:
-        control.close(created.episode_id)
+        control.close_episode(created.episode_id)
 
 
 def test_rollout_over_five_miniwob_tasks(live_server, control):
@@ -188,7 +318,7 @@ def test_rollout_over_five_miniwob_tasks(live_server, control):
         assert (episode.success, episode.failure_reason) == (True, "success"), episode.actions
         assert len(episode.step_rewards) == len(episode.actions) == len(episode.steps)
         assert episode.total_reward == pytest.approx(sum(episode.step_rewards)) and episode.total_reward > 2.0
-        assert control.state(episode.episode_id).status.value == "closed"
+        assert control.get_episode(episode.episode_id).status.value == "closed"
     fields = batch.trl_fields()
     assert set(fields) == {"env_reward", "env_step_rewards", "env_success", "env_failure_reason",
                            "env_episode_id", "env_task_id"}
@@ -211,5 +341,5 @@ def test_rollout_ends_episodes_the_policy_leaves(live_server, control):
     assert (capped[0].failure_reason, len(capped[0].steps)) == ("client_step_cap", 3)
     assert capped[0].step_rewards == pytest.approx([-RewardWeights().step_penalty] * 3)
     assert (quitting[0].failure_reason, quitting[0].steps, quitting[0].total_reward) == ("client_step_cap", [], 0.0)
-    assert control.state(quitting[0].episode_id).status.value == "ended"
-    control.close(quitting[0].episode_id)
+    assert control.get_episode(quitting[0].episode_id).status.value == "ended"
+    control.close_episode(quitting[0].episode_id)

@@ -1,0 +1,55 @@
+"""An `mcp` SDK client connected to the agent door as one episode's agent.
+
+The SDK's streamable HTTP transport takes the HTTP client it sends with (an
+`httpx2.AsyncClient`, the HTTP library of `mcp` 2.x); this builds that client with the
+episode's agent token and timeouts of its own, through the transport's public
+`http_client` argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx2
+    from mcp import Client
+
+CONNECT_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 30.0
+STREAM_READ_TIMEOUT_S = 300.0
+"""A tool call's answer can come over a server-sent event stream the server holds open
+while the browser acts, so reads wait longer than connects and writes."""
+
+
+def agent_http_client(agent_token: str, *, timeout: httpx2.Timeout | None = None) -> httpx2.AsyncClient:
+    """The HTTP client of one agent: its token in every request's `Authorization` header.
+
+    The caller owns it (`async with`); redirects are left to the MCP transport, which
+    follows only those that stay on the endpoint's origin.
+    """
+    import httpx2
+
+    if timeout is None:
+        timeout = httpx2.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S, read=STREAM_READ_TIMEOUT_S)
+    return httpx2.AsyncClient(headers={"Authorization": f"Bearer {agent_token}"}, timeout=timeout)
+
+
+@asynccontextmanager
+async def agent_client(
+    mcp_url: str, agent_token: str, *, timeout: httpx2.Timeout | None = None, **client_options: Any
+) -> AsyncIterator[Client]:
+    """An `mcp.Client` connected to `mcp_url` over streamable HTTP with the agent token.
+
+    `client_options` go to `mcp.Client` unchanged (`mode=...`, callbacks, ...).
+    """
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    http = agent_http_client(agent_token, timeout=timeout)
+    async with http, Client(streamable_http_client(mcp_url, http_client=http), **client_options) as client:
+        yield client
+
+
+__all__ = ["agent_client", "agent_http_client"]
