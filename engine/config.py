@@ -1,4 +1,8 @@
-"""Engine settings, with embedded defaults that work on a single Debian machine."""
+"""Engine settings, with embedded defaults that work on a single Debian machine.
+
+`EngineConfig` is a plain validated model: it never reads the environment or a file.
+`safebrowse.settings` fills it from flags, `SAFEBROWSE_*` variables and the TOML file.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 
@@ -26,18 +30,23 @@ CHROMIUM_FLAGS = (
     "--password-store=basic",
 )
 
+# Operator arguments that would undo a guarantee of docs/security.md: the host resolver rules
+# the worker adds (no host name but loopback resolves), and "no remote debugging port".
+REFUSED_CHROMIUM_ARGS = ("--host-resolver-rules", "--remote-debugging-port", "--remote-debugging-address")
+
 
 def find_chromium(explicit: str | None = None) -> str:
     """Return the Chromium executable to launch.
 
-    An explicit path (flag or `SAFEBROWSE_CHROMIUM`) wins; otherwise Debian's
-    package locations, then whatever `chromium` is on PATH.
+    An explicit path (`EngineConfig.chromium_path`, which the settings fill from
+    `--chromium` or `SAFEBROWSE_CHROMIUM`) wins; otherwise Debian's package
+    locations, then whatever `chromium` is on PATH. The environment is not read
+    here: the settings are the one place that does.
     """
-    candidate = explicit or os.environ.get("SAFEBROWSE_CHROMIUM")
-    if candidate:
-        if not Path(candidate).exists():
-            raise FileNotFoundError(f"Chromium not found at {candidate!r}")
-        return candidate
+    if explicit:
+        if not Path(explicit).exists():
+            raise FileNotFoundError(f"Chromium not found at {explicit!r}")
+        return explicit
     for path in CHROMIUM_CANDIDATES:
         if Path(path).exists():
             return path
@@ -51,11 +60,20 @@ def find_chromium(explicit: str | None = None) -> str:
 
 
 class EngineConfig(BaseModel):
-    """Everything the room needs to run; both doors share one instance."""
+    """Everything the room needs to run; both doors share one instance.
+
+    Unknown fields are refused, so a misspelt key in the `[engine]` table of the
+    TOML file is an error rather than a setting silently left at its default.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     chromium_path: str | None = Field(default=None, description="Chromium executable; found automatically when unset.")
+    headless: bool = Field(default=True, description="False shows the browser windows (needs a display).")
+    chromium_args: list[str] = Field(
+        default_factory=list,
+        description="Extra Chromium command-line arguments, appended after the engine's own flags.")
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
-    headless: bool = True
     asset_host: str = "127.0.0.1"
     asset_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
     max_observation_chars: int = Field(default=20_000, ge=1_000, le=1_000_000)
@@ -69,4 +87,18 @@ class EngineConfig(BaseModel):
         description="Warm browser contexts a worker keeps ready at most (as many as its largest recent "
                     "burst of resets); 0 turns warming off.")
     idle_timeout_s: float = Field(default=900.0, gt=0, description="Idle episodes are closed after this long.")
-    extra_tasks_dir: str | None = Field(default=None, description="Operator folder of custom tasks (SAFEBROWSE_TASKS_DIR).")
+    extra_tasks_dir: str | None = Field(
+        default=None, description="Operator folder of custom tasks (SAFEBROWSE_TASKS_DIR).")
+
+    @field_validator("chromium_args")
+    @classmethod
+    def _chromium_args_are_flags(cls, args: list[str]) -> list[str]:
+        """A bare word would be opened as a URL; some flags would undo the network defence."""
+        for arg in args:
+            if not arg.startswith("--"):
+                raise ValueError(f"each Chromium argument must start with '--', got {arg!r}")
+            flag = arg.split("=", 1)[0]
+            if flag in REFUSED_CHROMIUM_ARGS:
+                raise ValueError(f"{flag} is not allowed: the engine keeps its own host resolver rules "
+                                 "and opens no remote debugging port")
+        return args

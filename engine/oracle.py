@@ -1,8 +1,9 @@
 """Oracle back-ends for the `ask_oracle` tool.
 
 An oracle is a callable `(question, goal, observation_text, hints) -> str`
-(`engine.episode.Oracle`). The server operator picks the back-end with
-`SAFEBROWSE_ORACLE` (`hints`, `llm` or `none`); the agent cannot. An oracle is
+(`engine.episode.Oracle`). The server operator picks the back-end in the settings
+(`OracleSettings`: `SAFEBROWSE_ORACLE` or `mode` under `[oracle]`: `hints`, `llm`
+or `none`); the agent cannot. An oracle is
 given only what the agent already sees (the goal and the current page) plus the
 task's hints: never a reward, a validator verdict or a success flag. As a
 second line, every answer passes through `filter_answer`, which drops sentences
@@ -21,14 +22,14 @@ that the oracle is unavailable and does not charge the call.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import httpx
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.episode import Oracle, OracleUnavailableError
 from tasks.registry import TaskSpec
@@ -185,7 +186,9 @@ def _shared_client() -> httpx.Client:
 
 
 class OracleSettings(BaseModel):
-    """The operator's choice of oracle back-end."""
+    """The operator's choice of oracle back-end: a plain model, filled by `safebrowse.settings`."""
+
+    model_config = ConfigDict(extra="forbid")
 
     mode: Literal["hints", "llm", "none"] = "hints"
     url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible server (llm mode).")
@@ -193,24 +196,20 @@ class OracleSettings(BaseModel):
     timeout_s: float = Field(default=20.0, gt=0, le=300)
     api_key: str | None = Field(default=None, repr=False)
 
-    @model_validator(mode="after")
-    def _url_for_llm(self) -> "OracleSettings":
-        if self.mode == "llm" and not self.url:
-            raise ValueError("SAFEBROWSE_ORACLE=llm needs SAFEBROWSE_ORACLE_URL (an OpenAI-compatible base URL)")
-        if self.url and not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"SAFEBROWSE_ORACLE_URL must be an http(s) URL, got {self.url!r}")
-        return self
-
+    @field_validator("mode", mode="before")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "OracleSettings":
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for key, name in (("mode", "SAFEBROWSE_ORACLE"), ("url", "SAFEBROWSE_ORACLE_URL"),
-                          ("model", "SAFEBROWSE_ORACLE_MODEL"), ("timeout_s", "SAFEBROWSE_ORACLE_TIMEOUT_S"),
-                          ("api_key", "SAFEBROWSE_ORACLE_API_KEY")):
-            if env.get(name):
-                values[key] = env[name].strip().lower() if key == "mode" else env[name]
-        return cls(**values)
+    def _mode_in_any_case(cls, value: object) -> object:
+        """`SAFEBROWSE_ORACLE=LLM` has always meant `llm`."""
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _url_for_llm(self) -> OracleSettings:
+        if self.mode == "llm" and not self.url:
+            raise ValueError("the llm oracle needs SAFEBROWSE_ORACLE_URL (`url` under [oracle]), "
+                             "an OpenAI-compatible base URL")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"the oracle URL must be an http(s) URL, got {self.url!r}")
+        return self
 
 
 def extra_hints_for(spec: TaskSpec) -> tuple[str, ...]:
@@ -237,9 +236,34 @@ def build_oracle_factory(settings: OracleSettings) -> OracleFactory:
     return llm_factory
 
 
-def oracle_factory_from_env(environ: Mapping[str, str] | None = None) -> OracleFactory:
-    """The factory the server passes to the EpisodeManager (default: hints)."""
-    return build_oracle_factory(OracleSettings.from_env(environ))
+def _env_names(field: str, short: str) -> AliasChoices:
+    return AliasChoices(f"SAFEBROWSE_ORACLE__{field.upper()}", short)
+
+
+class _OracleEnvironment(BaseSettings):
+    """The `SAFEBROWSE_ORACLE*` variables alone, for `oracle_factory_from_env`.
+
+    The nested name wins over the short one, as in `safebrowse.settings`. Values stay
+    strings here; `OracleSettings` validates them.
+    """
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
+
+    mode: str | None = Field(default=None, validation_alias=_env_names("mode", "SAFEBROWSE_ORACLE"))
+    url: str | None = Field(default=None, validation_alias=_env_names("url", "SAFEBROWSE_ORACLE_URL"))
+    model: str | None = Field(default=None, validation_alias=_env_names("model", "SAFEBROWSE_ORACLE_MODEL"))
+    timeout_s: str | None = Field(default=None, validation_alias=_env_names("timeout_s", "SAFEBROWSE_ORACLE_TIMEOUT_S"))
+    api_key: str | None = Field(default=None, validation_alias=_env_names("api_key", "SAFEBROWSE_ORACLE_API_KEY"))
+
+
+def oracle_factory_from_env() -> OracleFactory:
+    """The factory of the oracle the environment names (default: hints).
+
+    Transitional: it sees the environment but not the TOML file. Callers that hold a
+    `safebrowse.settings.ServerSettings` should use `build_oracle_factory(settings.oracle)`.
+    """
+    chosen = _OracleEnvironment().model_dump(exclude_none=True)
+    return build_oracle_factory(OracleSettings(**chosen))
 
 
 __all__ = [

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from safebrowse import __version__
-from safebrowse.settings import ServerSettings
+from safebrowse.settings import ServerSettings, SettingsInputError
 
 if TYPE_CHECKING:
     from safebrowse.client import AsyncControlClient, EpisodeSpec, Policy
@@ -37,23 +37,28 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def _engine_overrides(args: argparse.Namespace) -> dict[str, object]:
-    overrides: dict[str, object] = {}
-    if getattr(args, "workers", None):
-        overrides["workers"] = args.workers
-    if getattr(args, "chromium", None):
-        overrides["chromium_path"] = args.chromium
-    if getattr(args, "tasks_dir", None):
-        overrides["extra_tasks_dir"] = args.tasks_dir
-    return overrides
+    """The engine flags that were given; the others are left to the environment, the file and the defaults."""
+    flags = {"workers": "workers", "chromium_path": "chromium", "extra_tasks_dir": "tasks_dir"}
+    given = {field: getattr(args, flag, None) for field, flag in flags.items()}
+    return {field: value for field, value in given.items() if value is not None}
+
+
+def _settings_or_exit(config_file: str | None = None, **flags: object) -> ServerSettings:
+    """The settings, or exit 2 with the one-paragraph reason: a traceback would bury the setting at fault."""
+    try:
+        return ServerSettings.from_env(config_file=config_file, **flags)
+    except SettingsInputError as error:
+        sys.stderr.write(f"safebrowse: {error}\n")
+        raise SystemExit(2) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from safebrowse.server import SafebrowseServer
-
-    settings = ServerSettings.from_env(
+    settings = _settings_or_exit(
         config_file=args.config, host=args.host, mcp_port=args.port, control_host=args.control_host,
         control_port=args.control_port, engine=_engine_overrides(args),
     )
+    from safebrowse.server import SafebrowseServer
+
     server = SafebrowseServer(settings)
     log = logging.getLogger("safebrowse")
 
@@ -77,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_stdio(args: argparse.Namespace) -> int:
     from mcp_server.stdio import run_stdio
 
-    settings = ServerSettings.from_env(control_port=args.control_port or 0, engine=_engine_overrides(args))
+    settings = _settings_or_exit(control_port=args.control_port or 0, engine=_engine_overrides(args))
     asyncio.run(run_stdio(settings, task_id=args.task, seed=args.seed, serve_control=args.control_port is not None))
     return 0
 
