@@ -28,8 +28,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import httpx
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.episode import Oracle, OracleUnavailableError
 from tasks.registry import TaskSpec
@@ -45,7 +44,8 @@ REFUSAL = "I can only give hints about the page and the goal; continue from the 
 # Sentences that speak of the judging side are dropped from every answer.
 _JUDGING = re.compile(
     r"\b(rewards?|rewarded|score[sd]?|scoring|validat(?:or|ion|ed|e)s?|verdicts?|success(?:ful(?:ly)?)?|"
-    r"succeed(?:s|ed)?|fail(?:s|ed|ure)?|pass(?:es|ed)? the (?:task|test)|task (?:is )?(?:complete|completed|done|solved)|"
+    r"succeed(?:s|ed)?|fail(?:s|ed|ure)?|pass(?:es|ed)? the (?:task|test)|"
+    r"task (?:is )?(?:complete|completed|done|solved)|"
     r"episode (?:is )?(?:over|done|ended))\b",
     re.IGNORECASE,
 )
@@ -236,36 +236,6 @@ def build_oracle_factory(settings: OracleSettings) -> OracleFactory:
     return llm_factory
 
 
-def _env_names(field: str, short: str) -> AliasChoices:
-    return AliasChoices(f"SAFEBROWSE_ORACLE__{field.upper()}", short)
-
-
-class _OracleEnvironment(BaseSettings):
-    """The `SAFEBROWSE_ORACLE*` variables alone, for `oracle_factory_from_env`.
-
-    The nested name wins over the short one, as in `safebrowse.settings`. Values stay
-    strings here; `OracleSettings` validates them.
-    """
-
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
-
-    mode: str | None = Field(default=None, validation_alias=_env_names("mode", "SAFEBROWSE_ORACLE"))
-    url: str | None = Field(default=None, validation_alias=_env_names("url", "SAFEBROWSE_ORACLE_URL"))
-    model: str | None = Field(default=None, validation_alias=_env_names("model", "SAFEBROWSE_ORACLE_MODEL"))
-    timeout_s: str | None = Field(default=None, validation_alias=_env_names("timeout_s", "SAFEBROWSE_ORACLE_TIMEOUT_S"))
-    api_key: str | None = Field(default=None, validation_alias=_env_names("api_key", "SAFEBROWSE_ORACLE_API_KEY"))
-
-
-def oracle_factory_from_env() -> OracleFactory:
-    """The factory of the oracle the environment names (default: hints).
-
-    Transitional: it sees the environment but not the TOML file. Callers that hold a
-    `safebrowse.settings.ServerSettings` should use `build_oracle_factory(settings.oracle)`.
-    """
-    chosen = _OracleEnvironment().model_dump(exclude_none=True)
-    return build_oracle_factory(OracleSettings(**chosen))
-
-
 __all__ = [
     "HintsOracle",
     "LLMOracle",
@@ -276,5 +246,4 @@ __all__ = [
     "build_oracle_factory",
     "chat_endpoint",
     "filter_answer",
-    "oracle_factory_from_env",
 ]

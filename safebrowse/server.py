@@ -26,7 +26,7 @@ from starlette.types import ASGIApp
 
 from control_api.schemas import CurriculumPolicy
 from engine.manager import EpisodeManager
-from engine.oracle import OracleFactory, oracle_factory_from_env
+from engine.oracle import OracleFactory, build_oracle_factory
 from safebrowse import __version__
 from safebrowse.settings import ServerSettings
 from tasks import default_registry
@@ -61,7 +61,7 @@ def build_manager(
     return EpisodeManager(
         settings.engine,
         registry if registry is not None else default_registry(settings.engine.extra_tasks_dir),
-        oracle_factory=oracle_factory if oracle_factory is not None else oracle_factory_from_env(),
+        oracle_factory=oracle_factory if oracle_factory is not None else build_oracle_factory(settings.oracle),
     )
 
 

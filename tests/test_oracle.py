@@ -23,21 +23,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from engine.config import EngineConfig
 from engine.agent_view import EpisodeOverError
+from engine.config import EngineConfig
 from engine.manager import EpisodeManager
 from engine.oracle import (
     REFUSAL,
     HintsOracle,
     LLMOracle,
+    OracleFactory,
     OracleSettings,
     build_oracle_factory,
     chat_endpoint,
     filter_answer,
-    oracle_factory_from_env,
 )
 from engine.records import EpisodeLimits, FailureReason
 from safebrowse.loop import BackgroundLoop
+from safebrowse.settings import ServerSettings, SettingsInputError
 from tasks import default_registry
 from tasks.custom.miniwob_hints import MINIWOB_HINTS
 
@@ -125,7 +126,8 @@ class OracleHarness:
 
     def create(self, task_id: str, settings: OracleSettings, **limits: Any):
         self.settings = settings
-        created = self.loop.run(self.manager.create(task_id, seed=3, limits=EpisodeLimits(**limits) if limits else None))
+        episode_limits = EpisodeLimits(**limits) if limits else None
+        created = self.loop.run(self.manager.create(task_id, seed=3, limits=episode_limits))
         self.opened.append(created.episode_id)
         return created
 
@@ -237,6 +239,11 @@ def test_factory_builds_the_chosen_back_end_per_episode():
     assert isinstance(llm(registry.get("custom.login-form")), LLMOracle)
 
 
+def oracle_factory_from_env() -> OracleFactory:
+    """The oracle factory `safebrowse serve` builds from the environment."""
+    return build_oracle_factory(ServerSettings.from_env().oracle)
+
+
 def test_factory_from_the_environment_reads_short_and_sectioned_names(monkeypatch):
     for name in ("SAFEBROWSE_ORACLE", "SAFEBROWSE_ORACLE_URL", "SAFEBROWSE_ORACLE_MODEL",
                  "SAFEBROWSE_ORACLE__MODE", "SAFEBROWSE_ORACLE__URL", "SAFEBROWSE_ORACLE__MODEL"):
@@ -256,7 +263,7 @@ def test_factory_from_the_environment_reads_short_and_sectioned_names(monkeypatc
     assert isinstance(oracle_factory_from_env()(spec), HintsOracle)
     monkeypatch.setenv("SAFEBROWSE_ORACLE", "magic")
     monkeypatch.delenv("SAFEBROWSE_ORACLE__MODE")
-    with pytest.raises(ValidationError):
+    with pytest.raises(SettingsInputError):
         oracle_factory_from_env()
 
 
@@ -348,7 +355,8 @@ def test_llm_oracle_sees_goal_page_hints_and_question_and_never_a_verdict(harnes
 
 
 def test_llm_answer_made_only_of_judging_talk_becomes_a_refusal(harness, chat_server):
-    created = harness.create("custom.table-search", OracleSettings(mode="llm", url=chat_server.url, model="all-judging"))
+    settings = OracleSettings(mode="llm", url=chat_server.url, model="all-judging")
+    created = harness.create("custom.table-search", settings)
     assert harness.ask(created, "am I done?") == REFUSAL
     assert harness.manager.state(created.episode_id).oracle_calls == 1
 
