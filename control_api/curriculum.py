@@ -81,11 +81,12 @@ class Curriculum:
             progress.level -= 1
 
     def on_end(self, episode: Episode) -> None:
-        """`EpisodeManager.on_end` callback."""
-        if episode.failure_reason in UNCOUNTED:
+        """`EpisodeManager.on_end` callback: reads the snapshot the ending job published."""
+        state = episode.snapshot.state
+        if state.failure_reason in UNCOUNTED:
             return
-        self.record(episode.spec.id, episode.spec.difficulties, episode.difficulty,
-                    episode.failure_reason is FailureReason.SUCCESS)
+        self.record(episode.spec.id, episode.spec.difficulties, state.difficulty,
+                    state.failure_reason is FailureReason.SUCCESS)
 
     def snapshot(self) -> CurriculumResponse:
         tasks = [

@@ -39,15 +39,16 @@ from control_api.schemas import (
     TrajectoryStep,
 )
 from control_api.state import DEFAULT_WEIGHTS, ControlState, control_state
-from engine.episode import Recording as EngineRecording
 from engine.manager import (
     EpisodeClosedError,
     EpisodeNotFoundError,
     EpisodeSetupError,
     TooManyEpisodesError,
 )
-from engine.records import EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason, StepRecord
+from engine.recorder import Recording as EngineRecording
+from engine.records import EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason
 from engine.reward import RewardBreakdown, cumulative_reward, score_trajectory
+from engine.snapshot import EpisodeSnapshot
 from safebrowse import __version__
 from tasks import custom as custom_tasks
 from tasks.registry import UnknownTaskError
@@ -63,17 +64,18 @@ def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] |
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _state_of(control: ControlState, episode_id: str) -> EpisodeState:
+def _snapshot_of(control: ControlState, episode_id: str) -> EpisodeSnapshot:
+    """The episode as its last job left it. A response is built from one snapshot, so its
+    state, steps and rewards describe the same moment."""
     try:
-        return control.manager.state(episode_id)
+        return control.manager.snapshot(episode_id)
     except EpisodeNotFoundError:
         raise ApiError(404, "episode_not_found", f"no episode {episode_id!r}") from None
 
 
-def _scored(control: ControlState, state: EpisodeState) -> tuple[list[StepRecord], list[RewardBreakdown]]:
-    records = control.manager.trajectory(state.episode_id)
-    breakdowns = score_trajectory(records, control.weights_for(state.episode_id), state.max_steps)
-    return records, breakdowns
+def _scored(control: ControlState, snapshot: EpisodeSnapshot) -> list[RewardBreakdown]:
+    state = snapshot.state
+    return score_trajectory(snapshot.records, control.weights_for(state.episode_id), state.max_steps)
 
 
 def _constraints(state: EpisodeState) -> EpisodeConstraints:
@@ -96,13 +98,14 @@ def _constraints(state: EpisodeState) -> EpisodeConstraints:
     )
 
 
-def _recording(control: ControlState, episode_id: str) -> Recording:
-    recording = control.manager.get(episode_id).recording
+def _recording(snapshot: EpisodeSnapshot) -> Recording:
+    recording = snapshot.recording
     return Recording(screenshots=recording.screenshots, observations=recording.observations)
 
 
-def _state_response(control: ControlState, state: EpisodeState) -> EpisodeStateResponse:
-    _records, breakdowns = _scored(control, state)
+def _state_response(control: ControlState, snapshot: EpisodeSnapshot) -> EpisodeStateResponse:
+    state = snapshot.state
+    breakdowns = _scored(control, snapshot)
     return EpisodeStateResponse(
         episode_id=state.episode_id,
         task_id=state.task_id,
@@ -117,7 +120,7 @@ def _state_response(control: ControlState, state: EpisodeState) -> EpisodeStateR
         current_difficulty=state.difficulty,
         difficulty_auto=state.episode_id in control.auto_difficulty,
         curriculum_variant_id=state.curriculum_variant_id,
-        recording=_recording(control, state.episode_id),
+        recording=_recording(snapshot),
         constraints=_constraints(state),
         reward_weights=control.weights_for(state.episode_id),
         last_reward=breakdowns[-1] if breakdowns else None,
@@ -222,7 +225,7 @@ async def list_episodes(request: Request) -> Response:
             failure_reason=state.failure_reason, created_at=state.created_at,
             current_difficulty=state.difficulty,
         )
-        for state in (episode.state() for episode in control.manager.episodes())
+        for state in control.manager.states()
         if query.status is None or state.status is query.status
     ]
     return json_response(EpisodeList(episodes=summaries))
@@ -230,18 +233,18 @@ async def list_episodes(request: Request) -> Response:
 
 async def get_episode(request: Request) -> Response:
     control = control_state(request)
-    return json_response(_state_response(control, _state_of(control, request.path_params["episode_id"])))
+    return json_response(_state_response(control, _snapshot_of(control, request.path_params["episode_id"])))
 
 
 async def get_trajectory(request: Request) -> Response:
     control = control_state(request)
     query = parse_query(request, TrajectoryQuery)
-    state = _state_of(control, request.path_params["episode_id"])
-    screenshot, screenshot_error = (await _screenshot(control, state)) if query.screenshots else (None, None)
+    snapshot = _snapshot_of(control, request.path_params["episode_id"])
+    screenshot, screenshot_error = (await _screenshot(control, snapshot.state)) if query.screenshots else (None, None)
     if query.screenshots:
-        state = _state_of(control, state.episode_id)
-    records, breakdowns = _scored(control, state)
-    media = dict(control.manager.get(state.episode_id).media)
+        snapshot = _snapshot_of(control, snapshot.state.episode_id)
+    state, records, media = snapshot.state, snapshot.records, snapshot.media
+    breakdowns = _scored(control, snapshot)
     start = media.get(0)
 
     def text_of(index: int) -> str | None:
@@ -266,7 +269,7 @@ async def get_trajectory(request: Request) -> Response:
             for record, breakdown in zip(records, breakdowns)
         ],
         cumulative_reward=cumulative_reward(breakdowns),
-        recording=_recording(control, state.episode_id),
+        recording=_recording(snapshot),
         start_screenshot_recorded=start is not None and start.screenshot_png is not None,
         start_observation_text=text_of(0),
         screenshot_png_base64=screenshot,
@@ -279,15 +282,16 @@ async def step_screenshot(request: Request) -> Response:
     """The page as recorded after one step (0: after setup), for episodes created with
     record_screenshots."""
     control = control_state(request)
-    state = _state_of(control, request.path_params["episode_id"])
+    snapshot = _snapshot_of(control, request.path_params["episode_id"])
+    state = snapshot.state
     raw = request.path_params["index"]
     index = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else -1
     if not 0 <= index <= state.step_index:
         raise ApiError(404, "step_not_found",
                        f"episode {state.episode_id!r} has steps 0 to {state.step_index}, not {raw[:20]!r}")
-    recorded = control.manager.get(state.episode_id).media.get(index)
+    recorded = snapshot.media.get(index)
     if recorded is None or recorded.screenshot_png is None:
-        if not _recording(control, state.episode_id).screenshots:
+        if not snapshot.recording.screenshots:
             why = "the episode was not created with record_screenshots"
         elif recorded is not None and recorded.screenshot_skipped:
             why = recorded.screenshot_skipped
@@ -306,24 +310,24 @@ async def end_episode(request: Request) -> Response:
     """The trainer's step cap: end a running episode now (reason client_step_cap)."""
     control = control_state(request)
     episode_id = request.path_params["episode_id"]
-    was_running = _state_of(control, episode_id).status is EpisodeStatus.RUNNING
+    was_running = _snapshot_of(control, episode_id).state.status is EpisodeStatus.RUNNING
     body = await parse_body(request, EndEpisodeRequest, optional=True)
     state = await control.manager.end(episode_id, FailureReason(body.reason))
     if was_running and state.failure_reason is FailureReason.CLIENT_STEP_CAP:
         control.metrics.episode_ended(state.failure_reason.value)
-    return json_response(_state_response(control, state))
+    return json_response(_state_response(control, _snapshot_of(control, episode_id)))
 
 
 async def close_episode(request: Request) -> Response:
     """Close the episode and free its browser context; its record stays readable."""
     control = control_state(request)
     episode_id = request.path_params["episode_id"]
-    _state_of(control, episode_id)
+    _snapshot_of(control, episode_id)
     try:
-        state = await control.manager.close(episode_id)
+        await control.manager.close(episode_id)
     except EpisodeNotFoundError:
         raise ApiError(404, "episode_not_found", f"no episode {episode_id!r}") from None
-    return json_response(_state_response(control, state))
+    return json_response(_state_response(control, _snapshot_of(control, episode_id)))
 
 
 async def metrics(request: Request) -> Response:

@@ -4,6 +4,11 @@ All methods here run on the owning worker's thread (see `engine.worker`); the
 async `EpisodeManager` is the only caller. The task's `validate` runs here,
 server-side, after every action, and its verdict goes into the step record,
 never into the observation.
+
+The episode composes the parts that do the work: a `BrowserSession` (context,
+tabs, page reads), the termination policy (`engine.termination`), the step
+record builders (`engine.step_records`) and a `MediaRecorder`. Other threads
+read only `snapshot`, which `publish` replaces at the end of every job.
 """
 
 from __future__ import annotations
@@ -11,31 +16,33 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import playwright.sync_api as pw
 from browsergym.core.task import AbstractBrowserTask
 from pydantic import ValidationError
 
-from engine.actions import BID_ATTRIBUTE, ActionError, execute
+from engine.actions import ActionError, execute
+from engine.agent_observation import closed_observation, observation_of
 from engine.agent_view.actions import Action, AskOracle, SendMessage, TabFocus, describe_validation_error, parse_action
-from engine.agent_view.observation import Observation, Tab
+from engine.agent_view.observation import Observation
 from engine.agent_view.port import EpisodeOverError
+from engine.browser_session import BrowserSession
 from engine.config import EngineConfig
-from engine.egress import EgressGuard
-from engine.observation import BidIndex, PageSnapshot, snapshot_page
-from engine.records import (
-    BlockedRequest,
-    ClosedBy,
-    EpisodeLimits,
-    EpisodeState,
-    EpisodeStatus,
-    ErrorKind,
-    FailureReason,
-    StepRecord,
+from engine.recorder import MediaRecorder, Recording
+from engine.records import ClosedBy, EpisodeLimits, EpisodeState, EpisodeStatus, ErrorKind, FailureReason, StepRecord
+from engine.snapshot import EpisodeSnapshot
+from engine.step_records import (
+    StepTiming,
+    Verdict,
+    action_record,
+    fault_record,
+    oracle_record,
+    playwright_message,
+    terminal,
+    with_blocked,
 )
-from engine.termination import classify_task_failure
+from engine.termination import StepCounters, action_signature, counted, oracle_budget_exceeded, termination_reason
 from engine.worker import BrowserWorker
 from tasks.registry import TaskContext, TaskSpec
 
@@ -58,37 +65,8 @@ class EpisodeClosedError(Exception):
         super().__init__(f"episode {episode_id!r} is closed; its browser context is gone")
 
 
-# Per-step recording (opt-in per episode): bounded so a long or busy episode cannot
-# fill the server's memory. A screenshot over the size cap, or past the count cap,
-# is skipped; the step still happens and says it has no image.
-MAX_RECORDED_SCREENSHOT_BYTES = 300_000
-MAX_RECORDED_SCREENSHOTS = 200
-MAX_RECORDED_OBSERVATION_CHARS = 20_000
-
-
-@dataclass(frozen=True)
-class Recording:
-    """What an episode keeps per step besides its StepRecord, for replay."""
-
-    screenshots: bool = False
-    observations: bool = False
-
-
-@dataclass
-class StepMedia:
-    """What was recorded after one step (index 0: after setup), kept out of StepRecord
-    so trajectories stay small."""
-
-    observation_text: str | None = None
-    screenshot_png: bytes | None = None
-    screenshot_skipped: str | None = None
-
-
-def playwright_message(error: pw.Error) -> str:
-    """The first line of a Playwright error, without its call log or selector internals."""
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    first = first.replace("Error: ", "").replace("Locator.", "")
-    return first[:300]
+class BrowserGoneError(Exception):
+    """The browser went away during a step; the step is recorded as a browser fault."""
 
 
 class Episode:
@@ -116,36 +94,66 @@ class Episode:
         self.difficulty = difficulty
         self.curriculum_variant_id: str | None = None
         self.recording = recording or Recording()
-        self.media: dict[int, StepMedia] = {}
 
         self.status = EpisodeStatus.RUNNING
         self.failure_reason = FailureReason.NONE
         self.success = False
         self.goal = ""
         self.step_index = 0
-        self.records: list[StepRecord] = []
         self.chat_messages: list[dict[str, Any]] = []
-        self.invalid_actions = 0
-        self.repeated_actions = 0
+        self.counters = StepCounters()
         self.oracle_calls = 0
         self.created_at = time.time()
         self.last_activity_at = self.created_at
         self.setup_ms = 0.0
         self.closed_by: ClosedBy | None = None
 
+        self.browser = BrowserSession(config, spec.secret_selector, lambda: self.step_index + 1)
+        self._recorder = MediaRecorder(self.recording)
+        self._records: list[StepRecord] = []
         self._task: AbstractBrowserTask | None = None
-        self._context: pw.BrowserContext | None = None
-        self._page: pw.Page | None = None
-        self._cdp: dict[pw.Page, pw.CDPSession] = {}
-        self._bid_indexes: dict[pw.Page, BidIndex] = {}
-        self._guard: EgressGuard | None = None  # installed with the context, in setup
-        self._blocked: list[BlockedRequest] = []
-        self._new_pages: list[pw.Page] = []
-        self._pages_sent_away: set[pw.Page] = set()
-        self._next_bid = 0
-        self._last_signature: tuple[str, str] | None = None
-        self._last_progress: float | None = None
-        self._steps_since_progress = 0
+        # Nobody else holds the episode yet: this first snapshot is published by its maker.
+        self.snapshot = self._take_snapshot()
+
+    # -- what other threads read -------------------------------------------------------
+
+    def publish(self) -> None:
+        """Replace `snapshot` with the episode as it is now. Worker thread, at the end of a job."""
+        self.snapshot = self._take_snapshot()
+
+    def _take_snapshot(self) -> EpisodeSnapshot:
+        return EpisodeSnapshot(
+            state=self._state(), records=tuple(self._records), media=self._recorder.published,
+            recording=self.recording,
+        )
+
+    def _state(self) -> EpisodeState:
+        return EpisodeState(
+            episode_id=self.id,
+            task_id=self.spec.id,
+            seed=self.seed,
+            status=self.status,
+            goal=self.goal,
+            step_index=self.step_index,
+            max_steps=self.limits.max_steps,
+            done=self.status is not EpisodeStatus.RUNNING,
+            success=self.success,
+            failure_reason=self.failure_reason,
+            limits=self.limits,
+            invalid_actions=self.counters.invalid_actions,
+            repeated_actions=self.counters.repeated_actions,
+            oracle_calls=self.oracle_calls,
+            difficulty=self.difficulty,
+            curriculum_variant_id=self.curriculum_variant_id,
+            created_at=self.created_at,
+            last_activity_at=self.last_activity_at,
+            setup_ms=self.setup_ms,
+            closed_by=self.closed_by,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.status is EpisodeStatus.RUNNING
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -161,32 +169,25 @@ class Episode:
         self._task = task
         self.curriculum_variant_id = getattr(task, "curriculum_variant_id", None)
         self.difficulty = getattr(task, "difficulty", None) or self.difficulty  # the task's default, if none was asked
-        lease = self.worker.take_context(
+        page = self.browser.open(
+            self.worker,
             [self.asset_origin, *self.spec.extra_origins],
-            self._on_blocked,
             preload_url=self.asset_origin + self.spec.preload_path if self.spec.preload_path else None,
             viewport=task.viewport,
             locale=task.locale,
             timezone_id=task.timezone_id,
         )
-        context, page = lease.context, lease.page
-        self._context = context
-        self._guard = lease.guard
-        self.worker.episode_count += 1
-        context.set_default_timeout(self.config.setup_timeout_s * 1000)
-        context.on("page", self._on_new_page)
-        self._page = page
-        goal, _info = task.setup(page=self._page)
+        goal, _info = task.setup(page=page)
         self.goal = _goal_text(goal)
         self.chat_messages = [
             {"role": "assistant", "timestamp": time.time(), "message": GREETING},
             {"role": "user", "timestamp": time.time(), "message": self.goal},
         ]
-        context.set_default_timeout(self.config.action_timeout_ms)
-        self._settle()
-        self._last_progress = self._progress()
+        self.browser.use_action_timeout()
+        self.browser.settle()
+        self.counters = StepCounters(best_progress=self._progress())
         self.setup_ms = (time.perf_counter() - started) * 1000
-        if not observe and not (self.recording.screenshots or self.recording.observations):
+        if not observe and not self._recorder.active:
             return None
         observation = self._observe(error=None)
         self._record_media(0, observation.to_text())
@@ -204,17 +205,19 @@ class Episode:
                 self._task.teardown()
         except Exception:  # noqa: BLE001 - teardown must not keep the context alive
             logger.exception("task teardown failed for episode %s", self.id)
-        if self._context is not None:
-            try:
-                self._context.close()
-            except pw.Error:
-                pass
-            self.worker.episode_count -= 1
-        self._context = None
-        self._page = None
-        self._cdp.clear()
-        self._bid_indexes.clear()
+        self.browser.close()
         self.status = EpisodeStatus.CLOSED
+
+    def end(self, reason: FailureReason) -> None:
+        """End the episode from outside (trainer cap, reaper); records stay."""
+        if self.status is EpisodeStatus.RUNNING:
+            self._finish(reason)
+            self._mark_last_terminal(reason)
+
+    def drop_media(self) -> None:
+        """Forget recorded screenshots and observation texts (the step records stay), and publish."""
+        self._recorder.drop()
+        self.publish()
 
     # -- agent actions -----------------------------------------------------------------
 
@@ -223,138 +226,67 @@ class Episode:
         self._require_running()
         self.last_activity_at = time.time()
         try:
-            self._settle()
-            observation = self._observe(error=self.records[-1].error if self.records else None)
-            image = self._screenshot() if screenshot else None
+            self.browser.settle()
+            observation = self._observe(error=self._records[-1].error if self._records else None)
+            image = self.browser.screenshot() if screenshot else None
         except pw.Error as error:
-            self._fault(error)
+            if self._fault(error):
+                self._mark_last_terminal(FailureReason.BROWSER_ERROR)
             return self._closed_observation(), None
-        if self.records:
+        if self._records:
             # Requests that surfaced only now belong to the last action, which started them.
-            self.records[-1].blocked.extend(self._take_blocked())
+            late = self.browser.take_blocked()
+            if late:
+                self._records[-1] = with_blocked(self._records[-1], late)
         return observation, image
-
-    def _screenshot(self) -> bytes:
-        """The viewport as PNG, with the task's secret fields painted over: observations mask
-        their values, and pixels must not show them either."""
-        page = self._active_page()
-        secret = self.spec.secret_selector
-        return page.screenshot(type="png", mask=[page.locator(secret)] if secret else [])
 
     def screenshot(self) -> bytes:
         """The current page as PNG, for the trainer: while running or ended, until closed.
 
         Not a step, and not agent activity (it does not keep an idle episode open).
         """
-        if self.status is EpisodeStatus.CLOSED or self._context is None:
+        if self.status is EpisodeStatus.CLOSED or not self.browser.is_open:
             raise EpisodeClosedError(self.id)
-        return self._screenshot()
-
-    def _record_media(self, index: int, observation_text: str, screenshot: bool = True) -> None:
-        """Keep what the agent saw after step `index` (and the page's pixels) when recording."""
-        if not (self.recording.screenshots or self.recording.observations):
-            return
-        media = StepMedia(observation_text=_capped(observation_text, MAX_RECORDED_OBSERVATION_CHARS))
-        if self.recording.screenshots and screenshot:
-            taken = sum(1 for m in self.media.values() if m.screenshot_png is not None)
-            if taken >= MAX_RECORDED_SCREENSHOTS:
-                media.screenshot_skipped = f"the episode already has {MAX_RECORDED_SCREENSHOTS} screenshots"
-            elif self._context is None or not self.running and self.failure_reason is FailureReason.BROWSER_ERROR:
-                media.screenshot_skipped = "the browser failed"
-            else:
-                try:
-                    image = self._screenshot()
-                except (pw.Error, AssertionError) as error:
-                    media.screenshot_skipped = f"the browser failed: {type(error).__name__}"
-                else:
-                    if len(image) > MAX_RECORDED_SCREENSHOT_BYTES:
-                        media.screenshot_skipped = f"the PNG is larger than {MAX_RECORDED_SCREENSHOT_BYTES} bytes"
-                    else:
-                        media.screenshot_png = image
-        self.media[index] = media
-
-    def drop_media(self) -> None:
-        """Forget recorded screenshots and observation texts (the step records stay)."""
-        self.media.clear()
+        return self.browser.screenshot()
 
     def step(self, tool: str, arguments: dict[str, Any]) -> tuple[Observation, StepRecord]:
         """Validate and run one action, then let the task judge the page."""
         self._require_running()
         self.last_activity_at = time.time()
-        started_at = time.time()
-        started = time.perf_counter()
-        error: str | None = None
-        error_kind: ErrorKind | None = None
-        action: Action | None = None
+        started_at, started = time.time(), time.perf_counter()
         try:
-            action = parse_action(tool, arguments)
-        except ValidationError as validation_error:
-            error, error_kind = describe_validation_error(validation_error), "invalid"
-        if action is not None and isinstance(action, AskOracle):
-            raise ValueError("ask_oracle goes through Episode.ask_oracle")
-
-        if action is not None:
-            try:
-                self._run(action)
-            except ActionError as action_error:
-                error = str(action_error)
-                error_kind = "page" if self._targets_exist(action) else "invalid"
-            except pw.Error as browser_error:
-                if self._browser_gone():
-                    self._fault(browser_error)
-                    return self._closed_observation(), self._record_fault(tool, arguments, started_at, started)
-                error = f"Could not {tool.replace('_', ' ')}: {playwright_message(browser_error)}"
-                error_kind = "page"
-        action_ms = (time.perf_counter() - started) * 1000
-
-        validate_started = time.perf_counter()
-        reward, done, message, validation_error_text = 0.0, False, "", None
-        info: object = {}
-        try:
-            self._settle()
-            reward, done, message, info = self._task.validate(self._active_page(), self.chat_messages)  # type: ignore[union-attr]
-        except pw.Error as browser_error:
-            if self._browser_gone():
-                self._fault(browser_error)
-                return self._closed_observation(), self._record_fault(tool, arguments, started_at, started)
-            validation_error_text = playwright_message(browser_error)
-        except Exception as task_error:  # noqa: BLE001 - a task bug ends the episode cleanly
-            validation_error_text = f"{type(task_error).__name__}: {task_error}"
-        validate_ms = (time.perf_counter() - validate_started) * 1000
+            error, error_kind = self._act(tool, arguments)
+            action_ms = (time.perf_counter() - started) * 1000
+            validate_started = time.perf_counter()
+            verdict = self._validate()
+            validate_ms = (time.perf_counter() - validate_started) * 1000
+        except BrowserGoneError as gone:
+            self._fault(gone.__cause__ or gone)  # the fault's own record is the terminal step
+            return self._closed_observation(), self._record_fault(tool, arguments, started_at, started)
 
         self.step_index += 1
-        record = StepRecord(
-            index=self.step_index,
-            tool=tool,
-            arguments=_jsonable(arguments),
-            valid=error is None,
-            error=error,
-            error_kind=error_kind,
-            url=self._safe_url(),
-            started_at=started_at,
-            action_ms=action_ms,
-            observation_ms=0.0,
-            validate_ms=validate_ms,
-            task_reward=float(reward),
-            task_done=bool(done),
-            task_message=str(message or validation_error_text or ""),
-            task_info=_scalar_info(info),
-            progress=self._progress(),
-            blocked=self._take_blocked(),
+        timing = StepTiming(started_at=started_at, action_ms=action_ms, validate_ms=validate_ms)
+        record = action_record(
+            self.step_index, tool, arguments, error, error_kind, self.browser.safe_url(), timing, verdict,
+            self._progress(), self.browser.take_blocked(),
         )
-        self._count(record, tool, arguments)
-        self._decide_termination(record, validation_error_text)
-        self.records.append(record)
+        self.counters = counted(self.counters, record, action_signature(tool, arguments))
+        reason = termination_reason(self.limits, self.counters, record, self._records, self.goal, verdict.error)
+        if reason is not None:
+            self._finish(reason)
+            record = terminal(record, reason)
 
         observed = time.perf_counter()
         try:
             observation = self._observe(error=error)
         except pw.Error as browser_error:
-            self._fault(browser_error)
+            if self._fault(browser_error):
+                record = terminal(record, FailureReason.BROWSER_ERROR)
             observation = self._closed_observation()
-        record.observation_ms = (time.perf_counter() - observed) * 1000
+        observation_ms = (time.perf_counter() - observed) * 1000
         self._record_media(record.index, observation.to_text())
-        record.blocked.extend(self._take_blocked())
+        record = with_blocked(record, self.browser.take_blocked(), observation_ms=observation_ms)
+        self._records.append(record)  # complete: nothing changes it from here on
         return observation, record
 
     def ask_oracle(self, question: str) -> tuple[str, StepRecord]:
@@ -362,7 +294,7 @@ class Episode:
         self._require_running()
         self.last_activity_at = time.time()
         started_at, started = time.time(), time.perf_counter()
-        arguments = {"question": question}
+        error: str | None
         error_kind: ErrorKind | None = None
         try:
             AskOracle(question=question)
@@ -373,50 +305,22 @@ class Episode:
             answer, error, charged = self._consult_oracle(question)
             error_kind = "oracle_budget" if error is not None else None
         self.step_index += 1
-        record = StepRecord(
-            index=self.step_index, tool="ask_oracle", arguments=_jsonable(arguments), valid=error is None,
-            error=error, error_kind=error_kind, url=self._safe_url(), started_at=started_at,
-            action_ms=(time.perf_counter() - started) * 1000, observation_ms=0.0, validate_ms=0.0,
-            oracle_call=charged, progress=self._last_progress, blocked=self._take_blocked(),
+        timing = StepTiming(started_at=started_at, action_ms=(time.perf_counter() - started) * 1000)
+        record = oracle_record(
+            self.step_index, question, error, error_kind, charged, self.browser.safe_url(), timing,
+            self.counters.best_progress, self.browser.take_blocked(),
         )
-        self._count(record, "ask_oracle", arguments)
+        self.counters = counted(self.counters, record, action_signature("ask_oracle", {"question": question}))
         self._record_media(record.index, f"Oracle answer: {answer if error is None else error}", screenshot=False)
-        if charged and self.oracle_calls > self.limits.oracle_budget and self.limits.end_on_oracle_budget:
-            self._end(record, FailureReason.ORACLE_BUDGET_EXCEEDED)
+        if oracle_budget_exceeded(self.limits, self.oracle_calls, charged):
+            reason: FailureReason | None = FailureReason.ORACLE_BUDGET_EXCEEDED
         else:
-            self._decide_termination(record, None)
-        self.records.append(record)
+            reason = termination_reason(self.limits, self.counters, record, self._records, self.goal)
+        if reason is not None:
+            self._finish(reason)
+            record = terminal(record, reason)
+        self._records.append(record)
         return (answer if error is None else error), record
-
-    # -- state ---------------------------------------------------------------------------
-
-    def state(self) -> EpisodeState:
-        return EpisodeState(
-            episode_id=self.id,
-            task_id=self.spec.id,
-            seed=self.seed,
-            status=self.status,
-            goal=self.goal,
-            step_index=self.step_index,
-            max_steps=self.limits.max_steps,
-            done=self.status is not EpisodeStatus.RUNNING,
-            success=self.success,
-            failure_reason=self.failure_reason,
-            limits=self.limits,
-            invalid_actions=self.invalid_actions,
-            repeated_actions=self.repeated_actions,
-            oracle_calls=self.oracle_calls,
-            difficulty=self.difficulty,
-            curriculum_variant_id=self.curriculum_variant_id,
-            created_at=self.created_at,
-            last_activity_at=self.last_activity_at,
-            setup_ms=self.setup_ms,
-            closed_by=self.closed_by,
-        )
-
-    @property
-    def running(self) -> bool:
-        return self.status is EpisodeStatus.RUNNING
 
     # -- internals -----------------------------------------------------------------------
 
@@ -424,17 +328,45 @@ class Episode:
         if self.status is not EpisodeStatus.RUNNING:
             raise EpisodeOverError()
 
+    def _act(self, tool: str, arguments: dict[str, Any]) -> tuple[str | None, ErrorKind | None]:
+        """Run the action: its error for the agent and the error's kind, or (None, None).
+        BrowserGoneError if the browser went away."""
+        try:
+            action = parse_action(tool, arguments)
+        except ValidationError as validation_error:
+            return describe_validation_error(validation_error), "invalid"
+        if isinstance(action, AskOracle):
+            raise ValueError("ask_oracle goes through Episode.ask_oracle")
+        try:
+            self._run(action)
+        except ActionError as action_error:
+            return str(action_error), "page" if self.browser.targets_exist(action) else "invalid"
+        except pw.Error as browser_error:
+            if self.browser.browser_gone():
+                raise BrowserGoneError() from browser_error
+            return f"Could not {tool.replace('_', ' ')}: {playwright_message(browser_error)}", "page"
+        return None, None
+
+    def _validate(self) -> Verdict:
+        assert self._task is not None
+        try:
+            self.browser.settle()
+            reward, done, message, info = self._task.validate(self.browser.active_page(), self.chat_messages)
+        except pw.Error as browser_error:
+            if self.browser.browser_gone():
+                raise BrowserGoneError() from browser_error
+            return Verdict(error=playwright_message(browser_error))
+        except Exception as task_error:  # noqa: BLE001 - a task bug ends the episode cleanly
+            return Verdict(error=f"{type(task_error).__name__}: {task_error}")
+        return Verdict(reward=reward, done=done, message=message, info=info)
+
     def _run(self, action: Action) -> None:
         if isinstance(action, SendMessage):
             self.chat_messages.append({"role": "assistant", "timestamp": time.time(), "message": action.text})
         elif isinstance(action, TabFocus):
-            pages = self._context.pages  # type: ignore[union-attr]
-            if action.index >= len(pages):
-                raise ActionError(f"There is no tab {action.index}; open tabs are 0 to {len(pages) - 1}.")
-            self._page = pages[action.index]
-            self._page.bring_to_front()
+            self.browser.focus_tab(action.index)
         else:
-            execute(self._active_page(), action, self.config.action_timeout_ms)
+            execute(self.browser.active_page(), action, self.config.action_timeout_ms)
 
     def _consult_oracle(self, question: str) -> tuple[str, str | None, bool]:
         if self.oracle is None:
@@ -450,226 +382,59 @@ class Episode:
         self.oracle_calls += 1
         return answer, None, True
 
-    def _count(self, record: StepRecord, tool: str, arguments: dict[str, Any]) -> None:
-        if not record.valid and not record.oracle_call:
-            self.invalid_actions += 1
-        signature = (tool, repr(sorted(arguments.items())))
-        if signature == self._last_signature:
-            self.repeated_actions += 1
-        else:
-            self.repeated_actions = 0
-        self._last_signature = signature
-        if record.progress is not None and (self._last_progress is None or record.progress > self._last_progress):
-            self._steps_since_progress = 0
-            self._last_progress = record.progress
-        else:
-            self._steps_since_progress += 1
-
-    def _decide_termination(self, record: StepRecord, validation_error: str | None) -> None:
-        """End the episode if this step finished it; the first matching rule names the reason."""
-        limits = self.limits
-        if validation_error is not None:
-            self._end(record, FailureReason.TASK_VALIDATION_FAILED)
-        elif record.task_done and record.task_reward > 0:
-            self._end(record, FailureReason.SUCCESS)
-        elif record.task_done:
-            self._end(record, classify_task_failure([*self.records, record], self.goal))
-        elif record.error_kind == "invalid" and limits.end_on_invalid_action:
-            self._end(record, FailureReason.INVALID_ACTION)
-        elif record.error_kind == "page" and limits.end_on_action_error:
-            self._end(record, FailureReason.BROWSERGYM_ACTION_ERROR)
-        elif self.invalid_actions >= limits.max_invalid_actions:
-            self._end(record, FailureReason.TOO_MANY_INVALID_ACTIONS)
-        elif self.repeated_actions + 1 >= limits.max_repeated_actions:
-            self._end(record, FailureReason.REPEATED_ACTION_LOOP)
-        elif limits.low_progress_window is not None and self._steps_since_progress >= limits.low_progress_window:
-            self._end(record, FailureReason.LOW_PROGRESS_ABORT)
-        elif self.step_index >= limits.max_steps:
-            self._end(record, FailureReason.MAX_STEPS_EXCEEDED)
-
-    def _end(self, record: StepRecord | None, reason: FailureReason) -> None:
+    def _finish(self, reason: FailureReason) -> None:
+        """The episode stops running, for `reason`."""
         self.status = EpisodeStatus.ENDED
         self.failure_reason = reason
         self.success = reason is FailureReason.SUCCESS
-        if record is not None:
-            record.terminated = True
-            record.failure_reason = reason
 
-    def end(self, reason: FailureReason) -> None:
-        """End the episode from outside (trainer cap, reaper); records stay."""
-        if self.status is EpisodeStatus.RUNNING:
-            self._end(self.records[-1] if self.records else None, reason)
+    def _mark_last_terminal(self, reason: FailureReason) -> None:
+        """The episode ended after its last step: that step, if any, becomes the terminal one
+        (a new record in its place; the old one may already be published)."""
+        if self._records:
+            self._records[-1] = terminal(self._records[-1], reason)
 
-    def _fault(self, error: BaseException) -> None:
+    def _fault(self, error: BaseException) -> bool:
+        """The browser failed: a running episode ends with browser_error. True if this ended it;
+        the caller then marks the step it ended on."""
         logger.warning("episode %s: browser fault: %s", self.id, error)
-        if self.status is EpisodeStatus.RUNNING:
-            self._end(self.records[-1] if self.records else None, FailureReason.BROWSER_ERROR)
+        if self.status is not EpisodeStatus.RUNNING:
+            return False
+        self._finish(FailureReason.BROWSER_ERROR)
+        return True
 
     def _record_fault(self, tool: str, arguments: dict[str, Any], started_at: float, started: float) -> StepRecord:
         self.step_index += 1
-        record = StepRecord(
-            index=self.step_index, tool=tool, arguments=_jsonable(arguments), valid=False,
-            error="browser error", error_kind="browser", url="", started_at=started_at,
-            action_ms=(time.perf_counter() - started) * 1000, observation_ms=0.0, validate_ms=0.0,
-            terminated=True, failure_reason=FailureReason.BROWSER_ERROR, blocked=self._take_blocked(),
-        )
-        self.records.append(record)
+        timing = StepTiming(started_at=started_at, action_ms=(time.perf_counter() - started) * 1000)
+        record = fault_record(self.step_index, tool, arguments, timing, self.browser.take_blocked())
+        self._records.append(record)
         return record
 
-    def _targets_exist(self, action: Action) -> bool:
-        """Whether the action names elements and all are on the page: then the page refused it
-        (disabled, hidden, covered, not editable...), rather than the agent naming a wrong id."""
-        ids = [getattr(action, name, None) for name in ("id", "from_id", "to_id")]
-        ids = [element_id for element_id in ids if element_id is not None]
-        if not ids:
-            return False
-        try:
-            page = self._active_page()
-            return all(page.locator(f'[{BID_ATTRIBUTE}="{element_id}"]').count() > 0 for element_id in ids)
-        except pw.Error:
-            return False
-
-    def _browser_gone(self) -> bool:
-        try:
-            return self._context is None or not self._context.browser.is_connected() or self._active_page().is_closed()  # type: ignore[union-attr]
-        except pw.Error:
-            return True
-
-    def _active_page(self) -> pw.Page:
-        assert self._page is not None and self._context is not None
-        if self._page.is_closed():
-            pages = self._context.pages
-            self._page = pages[-1] if pages else self._context.new_page()
-        return self._page
-
-    def _settle(self) -> None:
-        """Wait for navigations the action started, then keep every tab on allowed origins."""
-        assert self._context is not None and self._guard is not None
-        try:
-            # One round trip through the renderer: by the time it returns, a navigation
-            # or popup the action started has reached the egress guard.
-            self._active_page().evaluate("0")
-        except pw.Error:
-            pass  # the document was replaced mid-call: a navigation, waited for below
-        # Then one through the browser process, where a popup the page opened becomes a
-        # target: its "page" event is delivered before this returns.
-        self._context.cookies()
-        for page in list(self._new_pages):
-            self._new_pages.remove(page)
-            if page.is_closed():
-                continue
-            try:
-                page.wait_for_load_state("domcontentloaded", timeout=self.config.action_timeout_ms)
-                page.evaluate("0")  # lets the popup's first navigation reach the guard
-            except pw.Error:
-                pass
-            if page in self._pages_sent_away and page.url == "about:blank" and len(self._context.pages) > 1:
-                page.close()  # a popup whose only purpose was to leave
-                continue
-            self._page = page  # a new tab takes the focus, as in a browser
-        self._pages_sent_away.clear()
-        page = self._active_page()
-        try:
-            page.wait_for_load_state("domcontentloaded", timeout=self.config.action_timeout_ms)
-        except pw.TimeoutError:
-            pass
-        for candidate in list(self._context.pages):
-            if self._guard.allows_page(candidate.url):
-                continue
-            self._on_blocked(candidate.url, "page")
-            if len(self._context.pages) > 1:
-                candidate.close()
-            else:
-                candidate.go_back(wait_until="domcontentloaded")
-                if not self._guard.allows_page(candidate.url):
-                    candidate.goto("about:blank")
-        self._active_page()
+    def _record_media(self, index: int, observation_text: str, screenshot: bool = True) -> None:
+        """Keep what the agent saw after step `index` (and the page's pixels) when recording."""
+        browser_failed = not self.browser.is_open or (
+            not self.running and self.failure_reason is FailureReason.BROWSER_ERROR)
+        self._recorder.record(index, observation_text, self.browser.screenshot if screenshot else None,
+                              browser_failed)
 
     def _observe(self, error: str | None) -> Observation:
-        page = self._active_page()
-        cdp = self._cdp.get(page)
-        if cdp is None:
-            cdp = self._cdp[page] = self._context.new_cdp_session(page)  # type: ignore[union-attr]
-        snapshot: PageSnapshot | None = None
-        for attempt in range(6):
-            # A mouse click on a link returns before the navigation it starts: the
-            # old document can vanish mid-read, or the new one still be parsing.
-            try:
-                snapshot = snapshot_page(
-                    page, cdp, self.config.max_elements, self.spec.secret_selector, self._next_bid,
-                    self._bid_indexes.get(page),
-                )
-            except pw.Error as read_error:
-                if "context was destroyed" not in str(read_error):
-                    raise
-            if snapshot is not None:
-                break
-            page.wait_for_timeout(25 * (attempt + 1))
-        if snapshot is None:
-            snapshot = snapshot_page(
-                page, cdp, self.config.max_elements, self.spec.secret_selector, self._next_bid,
-                read_while_loading=True,
-            )
-        assert snapshot is not None
-        self._next_bid = max(self._next_bid, snapshot.next_bid)
-        if snapshot.bid_index is not None:
-            self._bid_indexes[page] = snapshot.bid_index
-        return self._wrap(snapshot, error)
-
-    def _wrap(self, snapshot: PageSnapshot, error: str | None) -> Observation:
-        pages = self._context.pages if self._context is not None else []
-        tabs = [
-            Tab(index=i, url=p.url, title=snapshot.title if p is self._page else _safe_title(p), active=p is self._page)
-            for i, p in enumerate(pages)
-        ]
-        observation = Observation(
-            goal=self.goal,
-            url=snapshot.url,
-            title=snapshot.title,
-            tabs=tabs,
-            focused_id=snapshot.focused_id,
-            elements=snapshot.elements,
-            axtree=snapshot.axtree,
-            last_action_error=error,
-            step_index=self.step_index,
-            steps_left=max(0, self.limits.max_steps - self.step_index),
-            episode_over=not self.running,
-            truncated=snapshot.truncated,
+        page = self.browser.read()
+        return observation_of(
+            page, self.browser.tabs(page.title), goal=self.goal, error=error, step_index=self.step_index,
+            max_steps=self.limits.max_steps, over=not self.running, max_chars=self.config.max_observation_chars,
         )
-        return _fit(observation, self.config.max_observation_chars)
 
     def _closed_observation(self) -> Observation:
-        return Observation(
-            goal=self.goal, url="", step_index=self.step_index,
-            steps_left=max(0, self.limits.max_steps - self.step_index), episode_over=True,
-        )
+        return closed_observation(self.goal, self.step_index, self.limits.max_steps)
 
     def _progress(self) -> float | None:
         progress = getattr(self._task, "progress", None)
-        if progress is None or self._page is None:
+        if progress is None or not self.browser.is_open:
             return None
         try:
-            return float(progress(self._active_page()))
+            return float(progress(self.browser.active_page()))
         except Exception:  # noqa: BLE001 - progress is advisory
             return None
-
-    def _on_new_page(self, page: pw.Page) -> None:
-        self._new_pages.append(page)
-
-    def _on_blocked(self, url: str, kind: str, page: pw.Page | None = None) -> None:
-        self._blocked.append(BlockedRequest(url=url[:500], kind=kind, step_index=self.step_index + 1))
-        if page is not None and kind == "navigation":
-            self._pages_sent_away.add(page)
-
-    def _take_blocked(self) -> list[BlockedRequest]:
-        taken, self._blocked = self._blocked, []
-        return taken
-
-    def _safe_url(self) -> str:
-        try:
-            return self._active_page().url
-        except (pw.Error, AssertionError):
-            return ""
 
 
 def _goal_text(goal: object) -> str:
@@ -682,61 +447,4 @@ def _goal_text(goal: object) -> str:
     return str(goal)
 
 
-def _scalar_info(info: object) -> dict[str, str | int | float | bool | None]:
-    """The task's info dict reduced to short scalars a trainer can read (and JSON can hold)."""
-    if not isinstance(info, dict):
-        return {}
-    result: dict[str, str | int | float | bool | None] = {}
-    for key, value in list(info.items())[:20]:
-        if isinstance(value, bool) or value is None:
-            result[str(key)[:100]] = value
-        elif isinstance(value, (int, float)):
-            result[str(key)[:100]] = value if value == value and abs(value) != float("inf") else str(value)
-        elif isinstance(value, str):
-            result[str(key)[:100]] = value[:500]
-    return result
-
-
-def _capped(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f"\n... (+{len(text) - limit} chars)"
-
-
-def _safe_title(page: pw.Page) -> str:
-    try:
-        return page.title()
-    except pw.Error:
-        return ""
-
-
-def _jsonable(arguments: dict[str, Any]) -> dict[str, Any]:
-    """Arguments as recorded: JSON-safe, with very long strings cut."""
-    result: dict[str, Any] = {}
-    for key, value in list(arguments.items())[:20]:
-        key = str(key)[:100]
-        if isinstance(value, str):
-            result[key] = value if len(value) <= 2_000 else value[:2_000] + f"...(+{len(value) - 2_000} chars)"
-        elif isinstance(value, (int, float, bool)) or value is None:
-            result[key] = value
-        elif isinstance(value, list):
-            result[key] = [v if isinstance(v, (int, float, bool)) or v is None else str(v)[:500] for v in value[:50]]
-        else:
-            result[key] = str(value)[:500]
-    return result
-
-
-def _fit(observation: Observation, max_chars: int) -> Observation:
-    """Shrink the observation to the size cap: the tree first, then the element list."""
-    size = len(observation.model_dump_json())
-    if size <= max_chars:
-        return observation
-    excess = size - max_chars
-    axtree = observation.axtree
-    if axtree:
-        keep = max(0, len(axtree) - excess - 40)
-        axtree = axtree[:keep] + ("\n... (truncated)" if keep < len(observation.axtree) else "")
-    elements = list(observation.elements)
-    fitted = observation.model_copy(update={"axtree": axtree, "truncated": True})
-    while elements and len(fitted.model_dump_json()) > max_chars:
-        elements = elements[: max(0, len(elements) * 3 // 4)]
-        fitted = fitted.model_copy(update={"elements": elements})
-    return fitted
+__all__ = ["GREETING", "Episode", "EpisodeClosedError", "Oracle", "OracleUnavailableError"]

@@ -70,13 +70,22 @@ Playwright error); the `browser` died; the oracle budget was used up."""
 class BlockedRequest(BaseModel):
     """A request or navigation the egress guard refused."""
 
+    model_config = ConfigDict(frozen=True)
+
     url: str
     kind: str
     step_index: int
 
 
 class StepRecord(BaseModel):
-    """One action as it happened, with the task's own verdict."""
+    """One action as it happened, with the task's own verdict.
+
+    Frozen: a record is built complete before it joins a trajectory, and a later
+    change (requests that surfaced after the step, the episode ending after it) is a
+    new record in its place, so a trajectory a reader holds never changes under it.
+    """
+
+    model_config = ConfigDict(frozen=True)
 
     index: int
     tool: str
@@ -96,7 +105,7 @@ class StepRecord(BaseModel):
         default_factory=dict, description="Scalar entries of the task's own info (e.g. MiniWoB's REWARD_REASON).")
     progress: float | None = None
     oracle_call: bool = False
-    blocked: list[BlockedRequest] = Field(default_factory=list)
+    blocked: tuple[BlockedRequest, ...] = Field(default_factory=tuple)
     terminated: bool = False
     failure_reason: FailureReason = FailureReason.NONE
 
@@ -108,6 +117,8 @@ idle reaper (no activity for the server's idle timeout), or the server shutting 
 
 class EpisodeState(BaseModel):
     """A trainer's snapshot of one episode."""
+
+    model_config = ConfigDict(frozen=True)
 
     episode_id: str
     task_id: str

@@ -1,10 +1,19 @@
-"""Why a task that ended without success failed, told from the actions that led there.
+"""When an episode ends, and why: a pure policy over the step history and its counters.
 
-A task's validator says only *that* the episode ended badly (MiniWoB: a raw reward
-of -1 or 0, seldom a reason). A trainer wants to know what kind of mistake ended it,
-so the episode classifies the ending with the fixed, ordered rules below. They read
-only the step history and the goal, so the same trajectory always gets the same
-reason. docs/rewards.md lists them for trainers.
+`termination_reason` is the whole rule book an episode applies after each step: it
+reads the limits the trainer chose, the counters as they stand after the step and
+the step's record, and names the failure reason the episode ends with (or None
+while it goes on). `counted` moves the counters on by one step. Nothing here
+touches a browser or changes its arguments, so the same history always ends the
+same way.
+
+When the task itself says it is over without success, `classify_task_failure`
+tells why from the actions that led there. A task's validator says only *that*
+the episode ended badly (MiniWoB: a raw reward of -1 or 0, seldom a reason). A
+trainer wants to know what kind of mistake ended it, so the episode classifies
+the ending with the fixed, ordered rules below. They read only the step history
+and the goal, so the same trajectory always gets the same reason. docs/rewards.md
+lists them for trainers.
 
 1. The task reports that its own timer ran out (`REWARD_REASON` "timed out"):
    `task_failed`.
@@ -24,8 +33,9 @@ reason. docs/rewards.md lists them for trainers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
-from engine.records import FailureReason, StepRecord
+from engine.records import EpisodeLimits, FailureReason, StepRecord
 
 TIMED_OUT = "timed out"
 TARGET_ARGUMENTS = ("id", "from_id", "to_id")
@@ -79,4 +89,81 @@ def classify_task_failure(history: Sequence[StepRecord], goal: str) -> FailureRe
     return FailureReason.TASK_FAILED
 
 
-__all__ = ["classify_task_failure"]
+@dataclass(frozen=True)
+class StepCounters:
+    """What the limits are checked against, as it stands after the latest step."""
+
+    invalid_actions: int = 0
+    repeated_actions: int = 0  # consecutive repeats of the latest action
+    steps_since_progress: int = 0
+    best_progress: float | None = None  # the highest progress the task has reported
+    last_signature: tuple[str, str] | None = None  # the latest action's tool and arguments
+
+
+def action_signature(tool: str, arguments: dict[str, object]) -> tuple[str, str]:
+    """What makes two actions the same action, for the repeated-action rule."""
+    return tool, repr(sorted(arguments.items()))
+
+
+def counted(counters: StepCounters, record: StepRecord, signature: tuple[str, str]) -> StepCounters:
+    """The counters after one more step (`record`, whose action has `signature`)."""
+    invalid = counters.invalid_actions + (not record.valid and not record.oracle_call)
+    repeated = counters.repeated_actions + 1 if signature == counters.last_signature else 0
+    best = counters.best_progress
+    if record.progress is not None and (best is None or record.progress > best):
+        since_progress, best = 0, record.progress
+    else:
+        since_progress = counters.steps_since_progress + 1
+    return replace(
+        counters, invalid_actions=invalid, repeated_actions=repeated, steps_since_progress=since_progress,
+        best_progress=best, last_signature=signature,
+    )
+
+
+def termination_reason(
+    limits: EpisodeLimits,
+    counters: StepCounters,
+    record: StepRecord,
+    history: Sequence[StepRecord],
+    goal: str,
+    validation_error: str | None = None,
+) -> FailureReason | None:
+    """Why the episode ends on `record` (the step after `history`), or None if it goes on.
+
+    `counters` are as they stand after the step; `validation_error` says the task's
+    own validation failed. The first matching rule names the reason.
+    """
+    if validation_error is not None:
+        return FailureReason.TASK_VALIDATION_FAILED
+    if record.task_done and record.task_reward > 0:
+        return FailureReason.SUCCESS
+    if record.task_done:
+        return classify_task_failure([*history, record], goal)
+    if record.error_kind == "invalid" and limits.end_on_invalid_action:
+        return FailureReason.INVALID_ACTION
+    if record.error_kind == "page" and limits.end_on_action_error:
+        return FailureReason.BROWSERGYM_ACTION_ERROR
+    if counters.invalid_actions >= limits.max_invalid_actions:
+        return FailureReason.TOO_MANY_INVALID_ACTIONS
+    if counters.repeated_actions + 1 >= limits.max_repeated_actions:
+        return FailureReason.REPEATED_ACTION_LOOP
+    if limits.low_progress_window is not None and counters.steps_since_progress >= limits.low_progress_window:
+        return FailureReason.LOW_PROGRESS_ABORT
+    if record.index >= limits.max_steps:
+        return FailureReason.MAX_STEPS_EXCEEDED
+    return None
+
+
+def oracle_budget_exceeded(limits: EpisodeLimits, oracle_calls: int, charged: bool) -> bool:
+    """Whether a charged oracle call went over the budget of an episode that ends on that."""
+    return charged and oracle_calls > limits.oracle_budget and limits.end_on_oracle_budget
+
+
+__all__ = [
+    "StepCounters",
+    "action_signature",
+    "classify_task_failure",
+    "counted",
+    "oracle_budget_exceeded",
+    "termination_reason",
+]

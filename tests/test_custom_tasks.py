@@ -507,7 +507,7 @@ def test_evil_origin_is_unreachable_even_from_a_task_page(play, engine):
     episode = engine.manager.get(state.episode_id)
 
     def probe(_worker):
-        page = episode._active_page()
+        page = episode.browser.active_page()
         return page.evaluate(
             """async (url) => { try { await fetch(url, {mode: 'no-cors'}); return 'reached'; }
                                catch (e) { return 'blocked'; } }""",

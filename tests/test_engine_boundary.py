@@ -47,9 +47,9 @@ def test_requests_to_other_origins_are_blocked_and_recorded(harness: EngineHarne
 def test_a_warm_context_keeps_its_guard_and_reports_to_the_episode_that_takes_it(harness: EngineHarness) -> None:
     worker = harness.manager.pool.workers[0]
     wait_for(lambda: worker.has_spare, "the idle worker warmed no spare context")  # warmed, guarded, while idle
-    warm = {id(spare.context) for spare in worker._spares}
+    warm = {id(spare.context) for spare in worker.warm_pool._spares}
     created, session = harness.open("test.escape")
-    assert id(harness.manager.get(created.episode_id)._context) in warm  # this episode runs in one
+    assert id(harness.manager.get(created.episode_id).browser.context) in warm  # this episode runs in one
     harness.run(session.act("click", {"id": harness.element(created.observation, "external")}))
     blocked = [b for record in harness.manager.trajectory(created.episode_id) for b in record.blocked]
     assert any("example.com" in b.url for b in blocked), blocked
@@ -132,17 +132,17 @@ def test_two_episodes_of_one_task_keep_separate_state(harness: EngineHarness) ->
 
     # Storage and cookies are per browser context.
     def write_storage(_worker):
-        page = harness.manager.get(first.episode_id)._active_page()
+        page = harness.manager.get(first.episode_id).browser.active_page()
         page.evaluate("() => { localStorage.setItem('k', 'first'); document.cookie = 'c=first'; }")
 
     def read_storage(_worker):
-        page = harness.manager.get(second.episode_id)._active_page()
+        page = harness.manager.get(second.episode_id).browser.active_page()
         return page.evaluate("() => [localStorage.getItem('k'), document.cookie]")
 
     worker = harness.manager.get(first.episode_id).worker
     harness.run(worker.run(write_storage))
     assert harness.run(worker.run(read_storage)) == [None, ""]
-    assert len(harness.manager.get(second.episode_id)._context.pages) == 1
+    assert len(harness.manager.get(second.episode_id).browser.context.pages) == 1
     for created in (first, second):
         harness.run(harness.manager.close(created.episode_id))
 

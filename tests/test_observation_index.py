@@ -26,8 +26,9 @@ class Harness(EngineHarness):
         episode = self.manager.get(episode_id)
 
         def read(_worker) -> str:
-            page = episode._active_page()
-            snapshot = snapshot_page(page, episode._cdp[page], episode.config.max_elements, None, episode._next_bid)
+            browser = episode.browser
+            page = browser.active_page()
+            snapshot = snapshot_page(page, browser._cdp[page], episode.config.max_elements, None, browser._next_bid)
             assert snapshot is not None
             return snapshot.axtree
 

@@ -65,7 +65,7 @@ def _page_script_state(sec, episode_id: str) -> dict[str, Any]:
     episode = sec.live.manager.get(episode_id)
 
     def read(_worker: Any) -> dict[str, Any]:
-        return episode._active_page().evaluate(
+        return episode.browser.active_page().evaluate(
             "() => ({ran: window.sbRan, scripts: document.scripts.length, images: document.images.length,"
             " wob: typeof WOB_REWARD_GLOBAL})")
 

@@ -150,7 +150,7 @@ def _set_values(sec, episode_id: str, values: dict[str, str]) -> None:
     episode = sec.live.manager.get(episode_id)
 
     def write(_worker: Any) -> None:
-        episode._active_page().evaluate(
+        episode.browser.active_page().evaluate(
             "values => { for (const [id, v] of Object.entries(values)) document.getElementById(id).value = v; }",
             values)
 

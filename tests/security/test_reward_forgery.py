@@ -32,7 +32,7 @@ def _wob_globals(sec, episode_id: str) -> dict[str, Any]:
     episode = sec.live.manager.get(episode_id)
 
     def read(_worker: Any) -> dict[str, Any]:
-        return episode._active_page().evaluate(
+        return episode.browser.active_page().evaluate(
             "() => ({reward: WOB_REWARD_GLOBAL, raw: WOB_RAW_REWARD_GLOBAL, done: WOB_DONE_GLOBAL})")
 
     return sec.live.run(episode.worker.run(read))

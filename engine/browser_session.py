@@ -1,0 +1,250 @@
+"""One episode's browser context: its tabs, the wait after an action, page reads, screenshots.
+
+The session holds what Playwright gives an episode (a context leased from the
+worker, its pages, a CDP session per page) and what the egress guard reports
+(requests it refused, pages sent away). Everything here runs on the owning
+worker's thread; the episode decides what the results mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import playwright.sync_api as pw
+
+from engine.actions import BID_ATTRIBUTE, ActionError
+from engine.agent_view.actions import Action
+from engine.agent_view.observation import Tab
+from engine.config import EngineConfig
+from engine.egress import EgressGuard
+from engine.observation import BidIndex, PageSnapshot, snapshot_page
+from engine.records import BlockedRequest
+from engine.worker import BrowserWorker
+
+# A page read that finds the document replaced mid-read is tried again this many times.
+READ_ATTEMPTS = 6
+
+
+class BrowserSession:
+    """The context and tabs of one episode, and the requests its guard refused."""
+
+    def __init__(self, config: EngineConfig, secret_selector: str | None, blocked_step: Callable[[], int]) -> None:
+        """`blocked_step` says which step a refused request is charged to when it happens."""
+        self._config = config
+        self._secret_selector = secret_selector
+        self._blocked_step = blocked_step
+        self._context: pw.BrowserContext | None = None
+        self._page: pw.Page | None = None
+        self._guard: EgressGuard | None = None  # installed with the context, in `open`
+        self._cdp: dict[pw.Page, pw.CDPSession] = {}
+        self._bid_indexes: dict[pw.Page, BidIndex] = {}
+        self._blocked: list[BlockedRequest] = []
+        self._new_pages: list[pw.Page] = []
+        self._pages_sent_away: set[pw.Page] = set()
+        self._next_bid = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(
+        self,
+        worker: BrowserWorker,
+        allowed_origins: list[str],
+        *,
+        preload_url: str | None,
+        viewport: dict[str, int] | None,
+        locale: str | None,
+        timezone_id: str | None,
+    ) -> pw.Page:
+        """Lease a context from the worker (warm when possible); its page, with the setup timeout."""
+        lease = worker.take_context(
+            allowed_origins, self._on_blocked, preload_url=preload_url, viewport=viewport, locale=locale,
+            timezone_id=timezone_id,
+        )
+        self._context, self._guard, self._page = lease.context, lease.guard, lease.page
+        lease.context.set_default_timeout(self._config.setup_timeout_s * 1000)
+        lease.context.on("page", self._on_new_page)
+        return lease.page
+
+    def use_action_timeout(self) -> None:
+        """From now on Playwright calls wait as long as an action may (setup is over)."""
+        self.context.set_default_timeout(self._config.action_timeout_ms)
+
+    def close(self) -> None:
+        """Close the context; the session is empty afterwards."""
+        if self._context is not None:
+            try:
+                self._context.close()
+            except pw.Error:
+                pass
+        self._context = None
+        self._page = None
+        self._cdp.clear()
+        self._bid_indexes.clear()
+
+    @property
+    def is_open(self) -> bool:
+        return self._context is not None
+
+    @property
+    def context(self) -> pw.BrowserContext:
+        assert self._context is not None, "the browser session is not open"
+        return self._context
+
+    # -- tabs ------------------------------------------------------------------------------
+
+    def active_page(self) -> pw.Page:
+        """The focused tab; if it was closed, the newest remaining one (or a new one)."""
+        assert self._page is not None and self._context is not None
+        if self._page.is_closed():
+            pages = self._context.pages
+            self._page = pages[-1] if pages else self._context.new_page()
+        return self._page
+
+    def focus_tab(self, index: int) -> None:
+        pages = self.context.pages
+        if index >= len(pages):
+            raise ActionError(f"There is no tab {index}; open tabs are 0 to {len(pages) - 1}.")
+        self._page = pages[index]
+        self._page.bring_to_front()
+
+    def tabs(self, active_title: str) -> list[Tab]:
+        """The open tabs as the agent sees them; the active one's title is `active_title`."""
+        pages = self._context.pages if self._context is not None else []
+        return [
+            Tab(index=i, url=p.url, title=active_title if p is self._page else _safe_title(p), active=p is self._page)
+            for i, p in enumerate(pages)
+        ]
+
+    def safe_url(self) -> str:
+        try:
+            return self.active_page().url
+        except (pw.Error, AssertionError):
+            return ""
+
+    def browser_gone(self) -> bool:
+        try:
+            return self._context is None or not self._context.browser.is_connected() or self.active_page().is_closed()  # type: ignore[union-attr]
+        except pw.Error:
+            return True
+
+    def targets_exist(self, action: Action) -> bool:
+        """Whether the action names elements and all are on the page: then the page refused it
+        (disabled, hidden, covered, not editable...), rather than the agent naming a wrong id."""
+        named = [getattr(action, name, None) for name in ("id", "from_id", "to_id")]
+        ids = [element_id for element_id in named if element_id is not None]
+        if not ids:
+            return False
+        try:
+            page = self.active_page()
+            return all(page.locator(f'[{BID_ATTRIBUTE}="{element_id}"]').count() > 0 for element_id in ids)
+        except pw.Error:
+            return False
+
+    # -- after an action -------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Wait for navigations the action started, then keep every tab on allowed origins."""
+        assert self._context is not None and self._guard is not None
+        try:
+            # One round trip through the renderer: by the time it returns, a navigation
+            # or popup the action started has reached the egress guard.
+            self.active_page().evaluate("0")
+        except pw.Error:
+            pass  # the document was replaced mid-call: a navigation, waited for below
+        # Then one through the browser process, where a popup the page opened becomes a
+        # target: its "page" event is delivered before this returns.
+        self._context.cookies()
+        for page in list(self._new_pages):
+            self._new_pages.remove(page)
+            if page.is_closed():
+                continue
+            try:
+                page.wait_for_load_state("domcontentloaded", timeout=self._config.action_timeout_ms)
+                page.evaluate("0")  # lets the popup's first navigation reach the guard
+            except pw.Error:
+                pass
+            if page in self._pages_sent_away and page.url == "about:blank" and len(self._context.pages) > 1:
+                page.close()  # a popup whose only purpose was to leave
+                continue
+            self._page = page  # a new tab takes the focus, as in a browser
+        self._pages_sent_away.clear()
+        page = self.active_page()
+        try:
+            page.wait_for_load_state("domcontentloaded", timeout=self._config.action_timeout_ms)
+        except pw.TimeoutError:
+            pass
+        for candidate in list(self._context.pages):
+            if self._guard.allows_page(candidate.url):
+                continue
+            self._on_blocked(candidate.url, "page")
+            if len(self._context.pages) > 1:
+                candidate.close()
+            else:
+                candidate.go_back(wait_until="domcontentloaded")
+                if not self._guard.allows_page(candidate.url):
+                    candidate.goto("about:blank")
+        self.active_page()
+
+    def read(self) -> PageSnapshot:
+        """Read the active page: its elements (ids given as needed) and accessibility tree."""
+        page = self.active_page()
+        cdp = self._cdp.get(page)
+        if cdp is None:
+            cdp = self._cdp[page] = self.context.new_cdp_session(page)
+        snapshot: PageSnapshot | None = None
+        for attempt in range(READ_ATTEMPTS):
+            # A mouse click on a link returns before the navigation it starts: the
+            # old document can vanish mid-read, or the new one still be parsing.
+            try:
+                snapshot = snapshot_page(
+                    page, cdp, self._config.max_elements, self._secret_selector, self._next_bid,
+                    self._bid_indexes.get(page),
+                )
+            except pw.Error as read_error:
+                if "context was destroyed" not in str(read_error):
+                    raise
+            if snapshot is not None:
+                break
+            page.wait_for_timeout(25 * (attempt + 1))
+        if snapshot is None:
+            snapshot = snapshot_page(
+                page, cdp, self._config.max_elements, self._secret_selector, self._next_bid,
+                read_while_loading=True,
+            )
+        assert snapshot is not None
+        self._next_bid = max(self._next_bid, snapshot.next_bid)
+        if snapshot.bid_index is not None:
+            self._bid_indexes[page] = snapshot.bid_index
+        return snapshot
+
+    def screenshot(self) -> bytes:
+        """The viewport as PNG, with the task's secret fields painted over: observations mask
+        their values, and pixels must not show them either."""
+        page = self.active_page()
+        secret = self._secret_selector
+        return page.screenshot(type="png", mask=[page.locator(secret)] if secret else [])
+
+    # -- what the guard refused ------------------------------------------------------------
+
+    def take_blocked(self) -> list[BlockedRequest]:
+        """The refused requests not yet charged to a step; the list starts over."""
+        taken, self._blocked = self._blocked, []
+        return taken
+
+    def _on_blocked(self, url: str, kind: str, page: pw.Page | None = None) -> None:
+        self._blocked.append(BlockedRequest(url=url[:500], kind=kind, step_index=self._blocked_step()))
+        if page is not None and kind == "navigation":
+            self._pages_sent_away.add(page)
+
+    def _on_new_page(self, page: pw.Page) -> None:
+        self._new_pages.append(page)
+
+
+def _safe_title(page: pw.Page) -> str:
+    try:
+        return page.title()
+    except pw.Error:
+        return ""
+
+
+__all__ = ["BrowserSession"]

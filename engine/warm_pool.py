@@ -1,0 +1,211 @@
+"""Warm browser contexts: opened while a worker is idle, handed to the next episodes.
+
+Opening a context and its first page costs a renderer start (~200 ms on two
+cores), and a MiniWoB page's first load another ~80 ms; doing both while the
+worker is idle takes them off reset's path. A worker keeps as many warm contexts
+as its largest recent burst of resets (a trainer that resets a group of episodes
+at once, as GRPO does, will likely do so again), up to `max_warm_contexts`, and
+preloads in them the page its last episode started on.
+
+The pool lives on its worker's thread and only that thread touches it. Other
+threads read `spare_urls`, a tuple the worker replaces at the end of every job
+and idle pass (see `publish`).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import playwright.sync_api as pw
+
+from engine.config import EngineConfig
+from engine.egress import BlockedCallback, EgressGuard
+
+logger = logging.getLogger(__name__)
+
+# A spare context is warmed only after the worker has been idle this long: warming
+# takes a renderer start (~250 ms), and an agent acting back to back should not wait on it.
+SPARE_IDLE_S = 0.3
+# How many bursts of resets (contexts taken between two idle moments) size the warm pool.
+RECENT_BURSTS = 8
+
+# Opens a context guarded by `guard`, with its first page (the worker's `new_context`).
+ContextOpener = Callable[..., tuple[pw.BrowserContext, pw.Page]]
+
+
+@dataclass
+class LeasedContext:
+    """A browser context handed to one episode, its egress guard already routing it."""
+
+    context: pw.BrowserContext
+    page: pw.Page
+    guard: EgressGuard
+
+
+@dataclass
+class Spare:
+    """A context warmed while the worker was idle, guarded from its first request.
+
+    `url` is the task page its tab has already loaded, if any: the page the
+    worker's last episode started on, which the next one most likely wants too
+    (a trainer resets the same task over many seeds).
+    """
+
+    context: pw.BrowserContext
+    page: pw.Page
+    guard: EgressGuard
+    url: str | None
+
+    @property
+    def usable(self) -> bool:
+        return self.context.browser is not None and self.context.browser.is_connected() and not self.page.is_closed()
+
+
+def close_quietly(context: pw.BrowserContext) -> None:
+    try:
+        context.close()
+    except pw.Error:
+        pass
+
+
+def _forget_preloaded_page(context: pw.BrowserContext, page: pw.Page) -> None:
+    """Back to a blank page with no history, as a fresh context starts: a task that wanted
+    another page must not find the preloaded one behind `go_back`."""
+    page.goto("about:blank")
+    session = context.new_cdp_session(page)
+    try:
+        session.send("Page.resetNavigationHistory")
+    finally:
+        session.detach()
+
+
+def _blocked_while_warming(url: str, kind: str, page: pw.Page | None) -> None:
+    logger.warning("a warm spare context tried to reach %s (%s); blocked", url, kind)
+
+
+class WarmPool:
+    """One worker's warm contexts, sized by its recent bursts of resets."""
+
+    def __init__(self, worker_index: int, config: EngineConfig, asset_origin: str, open_context: ContextOpener) -> None:
+        self._worker_index = worker_index
+        self._config = config
+        self._asset_origin = asset_origin
+        self._open_context = open_context
+        self._spares: list[Spare] = []
+        # Contexts taken since the worker was last idle, and the sizes of recent such bursts.
+        self._taken_since_idle = 0
+        self._recent_bursts: collections.deque[int] = collections.deque(maxlen=RECENT_BURSTS)
+        # What the last episode on this worker started on: the next spare preloads it.
+        self._last_url: str | None = None
+        self._last_viewport: dict[str, int] | None = None
+        # The page each warm context shows (None: blank), as of the end of the last job.
+        self.spare_urls: tuple[str | None, ...] = ()
+
+    @property
+    def target(self) -> int:
+        """How many warm contexts to keep: the largest recent burst of resets, within the limit."""
+        return min(self._config.max_warm_contexts, max(1, *self._recent_bursts, 0))
+
+    @property
+    def has_idle_work(self) -> bool:
+        """Whether an idle moment would change anything: a burst to note, or spares to add or free."""
+        return self._taken_since_idle > 0 or len(self._spares) != self.target
+
+    def publish(self) -> None:
+        """Tell other threads which pages the warm contexts show (one assignment)."""
+        self.spare_urls = tuple(spare.url for spare in self._spares)
+
+    def lease(
+        self, on_blocked: BlockedCallback, preload_url: str | None, viewport: dict[str, int] | None
+    ) -> LeasedContext | None:
+        """A warm context for an episode that allows only the asset server's origin, or None.
+
+        The spare's guard is rebound to the episode, with no gap in routing; one that
+        had preloaded another page is sent back to a blank page with no history.
+        """
+        spare = self._take(preload_url, viewport)
+        if spare is None:
+            return None
+        try:
+            if spare.url is not None and spare.url != preload_url:
+                _forget_preloaded_page(spare.context, spare.page)
+        except pw.Error:
+            close_quietly(spare.context)
+            return None
+        spare.guard.rebind(on_blocked)
+        return LeasedContext(spare.context, spare.page, spare.guard)
+
+    def note_taken(self, preload_url: str | None, viewport: dict[str, int] | None) -> None:
+        """An episode took a context (warm or not) to start on `preload_url`."""
+        self._last_url, self._last_viewport = preload_url, viewport
+        self._taken_since_idle += 1
+
+    def _take(self, preload_url: str | None, viewport: dict[str, int] | None) -> Spare | None:
+        """The best warm spare for this episode, if one fits; the rest stay, unfit ones are closed.
+
+        A spare fits when its context has the episode's viewport (new tabs opened in the
+        episode get the context's viewport, so resizing the first page is not enough);
+        one that already shows the episode's page is preferred.
+        """
+        spares, self._spares = self._spares, []
+        chosen: Spare | None = None
+        for spare in sorted(spares, key=lambda spare: spare.url != preload_url):  # a matching page first
+            fits = spare.usable and (viewport is None or spare.page.viewport_size == viewport)
+            if fits and chosen is None:
+                chosen = spare
+            elif fits:
+                self._spares.append(spare)
+            else:
+                close_quietly(spare.context)
+        return chosen
+
+    def on_idle(self, interrupted: Callable[[], bool]) -> None:
+        """The worker was idle for SPARE_IDLE_S: note the burst that just ended, then warm contexts
+        up to the target, one at a time, stopping as soon as `interrupted()` (a job arrived)."""
+        if self._taken_since_idle:
+            self._recent_bursts.append(self._taken_since_idle)
+            self._taken_since_idle = 0
+        target = self.target
+        while len(self._spares) > target:
+            close_quietly(self._spares.pop(0).context)  # demand went down: free the oldest
+        # Contexts preloaded for a page the last episode did not start on were a wrong guess:
+        # replace them, so the pool follows a trainer that moves to another task.
+        stale = [spare for spare in self._spares if spare.url is not None and spare.url != self._last_url]
+        self._spares = [spare for spare in self._spares if spare not in stale]
+        for spare in stale:
+            close_quietly(spare.context)
+        while len(self._spares) < target and not interrupted():
+            if not self._replenish():
+                return
+
+    def close_all(self) -> None:
+        for spare in self._spares:
+            close_quietly(spare.context)
+        self._spares = []
+
+    def _replenish(self) -> bool:
+        """Warm one spare context; False if Chromium would not open one."""
+        guard = EgressGuard([self._asset_origin], _blocked_while_warming)
+        try:
+            context, page = self._open_context(guard, viewport=self._last_viewport)
+        except pw.Error:
+            logger.warning("worker %d could not warm a spare context", self._worker_index)
+            return False
+        url: str | None = None
+        if self._last_url is not None:
+            try:
+                # Only until the document commits: its scripts and styles load in Chromium
+                # while this thread serves other jobs; the task's setup waits for "load".
+                page.goto(self._last_url, wait_until="commit", timeout=self._config.setup_timeout_s * 1000)
+                url = self._last_url
+            except pw.Error:
+                # Still a usable blank context; the episode navigates itself.
+                logger.warning("worker %d could not preload %s", self._worker_index, self._last_url)
+        self._spares.append(Spare(context, page, guard, url))
+        return True
+
+
+__all__ = ["RECENT_BURSTS", "SPARE_IDLE_S", "LeasedContext", "Spare", "WarmPool", "close_quietly"]
