@@ -1,9 +1,10 @@
 """Prometheus metrics for the trainer door, through prometheus-client.
 
 Step metrics come from the manager's `on_step` callbacks; episode gauges are set
-from the manager's episodes at scrape time; response counts come from a small
-ASGI wrapper. Each `Metrics` has a registry of its own rather than the library's
-global one, so several control apps (tests build many) can live in one process.
+from the manager's published episode states at scrape time; response counts come
+from a small ASGI wrapper. Each `Metrics` has a registry of its own rather than
+the library's global one, so several control apps (tests build many) can live in
+one process.
 
 One process or several. By default `/metrics` shows this process's registry.
 When `PROMETHEUS_MULTIPROC_DIR` names a directory in the environment *before the
@@ -131,7 +132,7 @@ class Metrics:
 
     def render(self, manager: EpisodeManager) -> str:
         """The text exposition: this registry, or every process's files in multi-process mode."""
-        self.count_episodes(episode.status for episode in manager.episodes())
+        self.count_episodes(state.status for state in manager.states())
         if self.multiprocess_dir is None:
             return generate_latest(WithoutCreated(self.registry)).decode("utf-8")
         aggregate = CollectorRegistry()
