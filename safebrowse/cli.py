@@ -80,7 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_stdio(args: argparse.Namespace) -> int:
-    from mcp_server.stdio import run_stdio
+    from safebrowse.stdio import run_stdio
 
     settings = _settings_or_exit(control_port=args.control_port or 0, engine=_engine_overrides(args))
     asyncio.run(run_stdio(settings, task_id=args.task, seed=args.seed, serve_control=args.control_port is not None))
