@@ -11,6 +11,7 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ from safebrowse import __version__
 from safebrowse.settings import ServerSettings, SettingsInputError
 
 if TYPE_CHECKING:
-    from safebrowse.client import AsyncControlClient, EpisodeSpec, Policy
+    from safebrowse.client import AsyncControlClient, ControlClient, EpisodeSpec, Policy
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -120,7 +121,7 @@ def _control_token(args: argparse.Namespace) -> str:
     return token
 
 
-def _control_client(args: argparse.Namespace):
+def _control_client(args: argparse.Namespace) -> ControlClient:
     from safebrowse.client import ControlClient
 
     return ControlClient(args.control_url, _control_token(args))
@@ -176,8 +177,8 @@ class RolloutOutcome:
         return self.error is None
 
 
-async def _play_one(control: "AsyncControlClient", index: int, spec: "EpisodeSpec",
-                    policy: "Policy") -> RolloutOutcome:
+async def _play_one(control: AsyncControlClient, index: int, spec: EpisodeSpec,
+                    policy: Policy) -> RolloutOutcome:
     """One episode through the real doors, its failures caught so the other episodes keep going.
 
     `arollout` runs one episode at a time here (the command does its own gating) so that
@@ -404,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(JsonLogFormatter() if args.log_format == "json"
                          else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=args.log_level, handlers=[handler])
-    return args.func(args)
+    command: Callable[[argparse.Namespace], int] = args.func
+    return command(args)
 
 
 if __name__ == "__main__":
