@@ -115,9 +115,11 @@ def _control_token(args: argparse.Namespace) -> str:
     if not token:
         path = os.environ.get("SAFEBROWSE_TOKEN_FILE") or str(default_token_file())
         try:
-            token = open(path, encoding="utf-8").read().strip()
+            token = Path(path).read_text(encoding="utf-8").strip()
         except OSError:
-            raise SystemExit(f"no control token: set SAFEBROWSE_CONTROL_TOKEN or start the server first ({path})")
+            raise SystemExit(
+                f"no control token: set SAFEBROWSE_CONTROL_TOKEN or start the server first ({path})"
+            ) from None
     return token
 
 
@@ -385,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="control token (default: SAFEBROWSE_CONTROL_TOKEN, then the server's token file; "
                               "prefer those, a flag shows in the process list)")
     rollout.add_argument("--tasks", required=True,
-                         help="comma-separated task ids with a scripted policy, e.g. miniwob.click-test,miniwob.enter-text")
+                         help="comma-separated task ids with a scripted policy, "
+                              "e.g. miniwob.click-test,miniwob.enter-text")
     rollout.add_argument("--episodes", type=int, default=1, help="episodes per task (default 1)")
     rollout.add_argument("--seed", type=int, default=None,
                          help="first seed; episode k of a task uses seed+k (default: the server picks)")
