@@ -5,21 +5,20 @@ async `EpisodeManager` is the only caller. The task's `validate` runs here,
 server-side, after every action, and its verdict goes into the step record,
 never into the observation.
 
-The episode composes the parts that do the work: a `BrowserSession` (context,
-tabs, page reads), the termination policy (`engine.termination`), the step
-record builders (`engine.step_records`) and a `MediaRecorder`. Other threads
-read only `snapshot`, which `publish` replaces at the end of every job.
+The episode composes the parts that do the work: a `TaskSession` (the BrowserGym
+task and its chat), a `BrowserSession` (context, tabs, page reads), the
+termination policy (`engine.termination`), the step record builders
+(`engine.step_records`) and a `MediaRecorder`. Other threads read only
+`snapshot`, which `publish` replaces at the end of every job.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import playwright.sync_api as pw
-from browsergym.core.task import AbstractBrowserTask
 from pydantic import ValidationError
 
 from engine.actions import ActionError, execute
@@ -29,6 +28,7 @@ from engine.agent_view.observation import Observation
 from engine.agent_view.port import EpisodeOverError
 from engine.browser_session import BrowserSession
 from engine.config import EngineConfig
+from engine.oracle_desk import Oracle, OracleAnswer, OracleDesk, OracleUnavailableError
 from engine.recorder import MediaRecorder, Recording
 from engine.records import ClosedBy, EpisodeLimits, EpisodeState, EpisodeStatus, ErrorKind, FailureReason, StepRecord
 from engine.snapshot import EpisodeSnapshot
@@ -42,21 +42,12 @@ from engine.step_records import (
     terminal,
     with_blocked,
 )
+from engine.task_session import TaskSession
 from engine.termination import StepCounters, action_signature, counted, oracle_budget_exceeded, termination_reason
 from engine.worker import BrowserWorker
 from tasks.registry import TaskContext, TaskSpec
 
 logger = logging.getLogger(__name__)
-
-GREETING = "Hi! I am your UI assistant, I can perform web tasks for you. What can I help you with?"
-
-# An oracle answers (question, goal, observation text, hints) with a hint.
-Oracle = Callable[[str, str, str, tuple[str, ...]], str]
-
-
-class OracleUnavailableError(Exception):
-    """The oracle back-end failed; the call is not charged."""
-
 
 class EpisodeClosedError(Exception):
     """The episode's browser context is closed: there is no page left to show."""
@@ -90,7 +81,6 @@ class Episode:
         self.config = config
         self.asset_origin = asset_origin
         self.worker = worker
-        self.oracle = oracle
         self.difficulty = difficulty
         self.curriculum_variant_id: str | None = None
         self.recording = recording or Recording()
@@ -100,9 +90,7 @@ class Episode:
         self.success = False
         self.goal = ""
         self.step_index = 0
-        self.chat_messages: list[dict[str, Any]] = []
         self.counters = StepCounters()
-        self.oracle_calls = 0
         self.created_at = time.time()
         self.last_activity_at = self.created_at
         self.setup_ms = 0.0
@@ -111,7 +99,8 @@ class Episode:
         self.browser = BrowserSession(config, spec.secret_selector, lambda: self.step_index + 1)
         self._recorder = MediaRecorder(self.recording)
         self._records: list[StepRecord] = []
-        self._task: AbstractBrowserTask | None = None
+        self._task: TaskSession | None = None
+        self._oracle = OracleDesk(oracle, limits.oracle_budget)
         # Nobody else holds the episode yet: this first snapshot is published by its maker.
         self.snapshot = self._take_snapshot()
 
@@ -142,7 +131,7 @@ class Episode:
             limits=self.limits,
             invalid_actions=self.counters.invalid_actions,
             repeated_actions=self.counters.repeated_actions,
-            oracle_calls=self.oracle_calls,
+            oracle_calls=self._oracle.calls,
             difficulty=self.difficulty,
             curriculum_variant_id=self.curriculum_variant_id,
             created_at=self.created_at,
@@ -165,24 +154,17 @@ class Episode:
         episode is recorded.
         """
         started = time.perf_counter()
-        task = self.spec.factory(TaskContext(self.seed, self.asset_origin, self.difficulty))
-        self._task = task
-        self.curriculum_variant_id = getattr(task, "curriculum_variant_id", None)
-        self.difficulty = getattr(task, "difficulty", None) or self.difficulty  # the task's default, if none was asked
+        task = self._task = TaskSession(self.spec, TaskContext(self.seed, self.asset_origin, self.difficulty))
+        self.curriculum_variant_id, self.difficulty = task.curriculum_variant_id, task.difficulty
         page = self.browser.open(
             self.worker,
             [self.asset_origin, *self.spec.extra_origins],
             preload_url=self.asset_origin + self.spec.preload_path if self.spec.preload_path else None,
-            viewport=task.viewport,
-            locale=task.locale,
-            timezone_id=task.timezone_id,
+            viewport=task.task.viewport,
+            locale=task.task.locale,
+            timezone_id=task.task.timezone_id,
         )
-        goal, _info = task.setup(page=page)
-        self.goal = _goal_text(goal)
-        self.chat_messages = [
-            {"role": "assistant", "timestamp": time.time(), "message": GREETING},
-            {"role": "user", "timestamp": time.time(), "message": self.goal},
-        ]
+        self.goal = task.setup(page)
         self.browser.use_action_timeout()
         self.browser.settle()
         self.counters = StepCounters(best_progress=self._progress())
@@ -294,25 +276,26 @@ class Episode:
         self._require_running()
         self.last_activity_at = time.time()
         started_at, started = time.time(), time.perf_counter()
-        error: str | None
         error_kind: ErrorKind | None = None
         try:
             AskOracle(question=question)
         except ValidationError as validation_error:
-            answer, error, charged = "", describe_validation_error(validation_error), False
+            answer = OracleAnswer("", describe_validation_error(validation_error), charged=False)
             error_kind = "invalid"
         else:
-            answer, error, charged = self._consult_oracle(question)
-            error_kind = "oracle_budget" if error is not None else None
+            answer = self._oracle.consult(
+                question, self.goal, lambda: self._observe(error=None).to_text(), self.spec.hints)
+            error_kind = "oracle_budget" if answer.refusal is not None else None
+        error, told = answer.refusal, answer.text if answer.refusal is None else answer.refusal
         self.step_index += 1
         timing = StepTiming(started_at=started_at, action_ms=(time.perf_counter() - started) * 1000)
         record = oracle_record(
-            self.step_index, question, error, error_kind, charged, self.browser.safe_url(), timing,
+            self.step_index, question, error, error_kind, answer.charged, self.browser.safe_url(), timing,
             self.counters.best_progress, self.browser.take_blocked(),
         )
         self.counters = counted(self.counters, record, action_signature("ask_oracle", {"question": question}))
-        self._record_media(record.index, f"Oracle answer: {answer if error is None else error}", screenshot=False)
-        if oracle_budget_exceeded(self.limits, self.oracle_calls, charged):
+        self._record_media(record.index, f"Oracle answer: {told}", screenshot=False)
+        if oracle_budget_exceeded(self.limits, self._oracle.calls, answer.charged):
             reason: FailureReason | None = FailureReason.ORACLE_BUDGET_EXCEEDED
         else:
             reason = termination_reason(self.limits, self.counters, record, self._records, self.goal)
@@ -320,7 +303,7 @@ class Episode:
             self._finish(reason)
             record = terminal(record, reason)
         self._records.append(record)
-        return (answer if error is None else error), record
+        return told, record
 
     # -- internals -----------------------------------------------------------------------
 
@@ -348,39 +331,24 @@ class Episode:
         return None, None
 
     def _validate(self) -> Verdict:
+        """The task's verdict on the page the action left. BrowserGoneError if the browser went away."""
         assert self._task is not None
         try:
             self.browser.settle()
-            reward, done, message, info = self._task.validate(self.browser.active_page(), self.chat_messages)
+            return self._task.validate(self.browser.active_page())
         except pw.Error as browser_error:
             if self.browser.browser_gone():
                 raise BrowserGoneError() from browser_error
             return Verdict(error=playwright_message(browser_error))
-        except Exception as task_error:  # noqa: BLE001 - a task bug ends the episode cleanly
-            return Verdict(error=f"{type(task_error).__name__}: {task_error}")
-        return Verdict(reward=reward, done=done, message=message, info=info)
 
     def _run(self, action: Action) -> None:
         if isinstance(action, SendMessage):
-            self.chat_messages.append({"role": "assistant", "timestamp": time.time(), "message": action.text})
+            assert self._task is not None
+            self._task.say(action.text)
         elif isinstance(action, TabFocus):
             self.browser.focus_tab(action.index)
         else:
             execute(self.browser.active_page(), action, self.config.action_timeout_ms)
-
-    def _consult_oracle(self, question: str) -> tuple[str, str | None, bool]:
-        if self.oracle is None:
-            return "No oracle is configured for this episode; continue from the observation.", None, False
-        if self.oracle_calls >= self.limits.oracle_budget:
-            self.oracle_calls += 1
-            return "", "The oracle budget for this episode is used up; continue without hints.", True
-        try:
-            snapshot_text = self._observe(error=None).to_text()
-            answer = self.oracle(question, self.goal, snapshot_text, self.spec.hints)
-        except OracleUnavailableError:
-            return "The oracle is unavailable right now; this call was not charged.", None, False
-        self.oracle_calls += 1
-        return answer, None, True
 
     def _finish(self, reason: FailureReason) -> None:
         """The episode stops running, for `reason`."""
@@ -428,23 +396,9 @@ class Episode:
         return closed_observation(self.goal, self.step_index, self.limits.max_steps)
 
     def _progress(self) -> float | None:
-        progress = getattr(self._task, "progress", None)
-        if progress is None or not self.browser.is_open:
+        if self._task is None or not self.browser.is_open:
             return None
-        try:
-            return float(progress(self.browser.active_page()))
-        except Exception:  # noqa: BLE001 - progress is advisory
-            return None
+        return self._task.progress(self.browser.active_page)
 
 
-def _goal_text(goal: object) -> str:
-    if goal is None:
-        return ""
-    if isinstance(goal, str):
-        return goal
-    if isinstance(goal, list):
-        return "\n".join(part.get("text", "") for part in goal if isinstance(part, dict) and part.get("type") == "text")
-    return str(goal)
-
-
-__all__ = ["GREETING", "Episode", "EpisodeClosedError", "Oracle", "OracleUnavailableError"]
+__all__ = ["Episode", "EpisodeClosedError", "Oracle", "OracleUnavailableError"]

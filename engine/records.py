@@ -50,10 +50,10 @@ class EpisodeLimits(BaseModel):
     max_repeated_actions: int = Field(default=8, ge=2, le=10_000,
                                       description="Identical consecutive actions tolerated before the episode ends.")
     oracle_budget: int = Field(default=3, ge=0, le=1_000)
-    end_on_oracle_budget: bool = Field(default=True,
-                                       description="End the episode when the oracle budget is exceeded (else only refuse).")
-    low_progress_window: int | None = Field(default=None, ge=2, le=10_000,
-                                            description="End when this many steps pass without progress (off when unset).")
+    end_on_oracle_budget: bool = Field(
+        default=True, description="End the episode when the oracle budget is exceeded (else only refuse).")
+    low_progress_window: int | None = Field(
+        default=None, ge=2, le=10_000, description="End when this many steps pass without progress (off when unset).")
     end_on_invalid_action: bool = Field(default=False,
                                         description="End on the first invalid action (failure reason invalid_action).")
     end_on_action_error: bool = Field(default=False,
