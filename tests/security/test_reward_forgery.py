@@ -100,7 +100,7 @@ def test_a_custom_verdict_comes_from_server_side_state(sec, episodes):
 
     result = play(forge())
     forms = sec.live.manager.get(episode["episode_id"])
-    task = forms._task
+    task = forms._task.task
     assert [call.data for call in task.calls] == [{"answer": "forged", "correct": True, "reward": 1}]
     assert answer not in payload
     state = sec.control.state(episode["episode_id"])
