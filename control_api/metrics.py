@@ -80,9 +80,6 @@ class Metrics:
         self._step_seconds = Histogram("safebrowse_step_duration_seconds",
                                        "Time to act, validate and observe one step.",
                                        buckets=STEP_SECONDS_BUCKETS, registry=registry)
-        # Backing for the attribute form below; counts of this instance only.
-        self._created_here = 0
-        self.create_errors = CountsByLabel(self._create_errors)
 
     # -- recording ----------------------------------------------------------------------
 
@@ -116,18 +113,6 @@ class Metrics:
         self._episodes_open.set(counts[EpisodeStatus.RUNNING])
         self._contexts_open.set(counts[EpisodeStatus.RUNNING] + counts[EpisodeStatus.ENDED])
 
-    # `metrics.episodes_created += 1` and `metrics.create_errors[error] += 1`, the form the
-    # routes used when the counts were plain numbers, still count; the methods above say it directly.
-
-    @property
-    def episodes_created(self) -> int:
-        return self._created_here
-
-    @episodes_created.setter
-    def episodes_created(self, value: int) -> None:
-        self._created_total.inc(value - self._created_here)
-        self._created_here = value
-
     # -- exposition ---------------------------------------------------------------------
 
     def render(self, manager: EpisodeManager) -> str:
@@ -138,21 +123,6 @@ class Metrics:
         aggregate = CollectorRegistry()
         MultiProcessCollector(aggregate, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         return generate_latest(aggregate).decode("utf-8")
-
-
-class CountsByLabel:
-    """`counts[label] += 1` on a one-label counter, for callers written against `collections.Counter`."""
-
-    def __init__(self, counter: Counter) -> None:
-        self._counter = counter
-        self._counts: collections.Counter[str] = collections.Counter()
-
-    def __getitem__(self, label: str) -> int:
-        return self._counts[label]
-
-    def __setitem__(self, label: str, value: int) -> None:
-        self._counter.labels(label).inc(value - self._counts[label])
-        self._counts[label] = value
 
 
 class WithoutCreated:

@@ -185,20 +185,20 @@ async def create_episode(request: Request) -> Response:
         created = await manager.create(body.task_id, seed=body.seed, limits=limits, difficulty=difficulty,
                                        recording=recording, observe=False)
     except UnknownTaskError as error:
-        control.metrics.create_errors["unknown_task"] += 1
+        control.metrics.create_failed("unknown_task")
         raise ApiError(404, "unknown_task", str(error), suggestions=error.suggestions) from None
     except TooManyEpisodesError as error:
-        control.metrics.create_errors["too_many_episodes"] += 1
+        control.metrics.create_failed("too_many_episodes")
         raise ApiError(429, "too_many_episodes", str(error), headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
     except EpisodeSetupError as error:
-        control.metrics.create_errors["setup_failed"] += 1
+        control.metrics.create_failed("setup_failed")
         raise ApiError(502, "episode_setup_failed", str(error)) from None
     except ValueError as error:
-        control.metrics.create_errors["invalid_difficulty"] += 1
+        control.metrics.create_failed("invalid_difficulty")
         raise ApiError(422, "invalid_difficulty", str(error)) from None
     weights = body.reward_weights or DEFAULT_WEIGHTS
     control.remember(created.episode_id, weights, auto_difficulty=auto)
-    control.metrics.episodes_created += 1
+    control.metrics.episode_created()
     state = manager.state(created.episode_id)
     response = CreatedEpisodeResponse(
         episode_id=created.episode_id,

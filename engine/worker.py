@@ -184,6 +184,8 @@ class BrowserWorker:
                 *CHROMIUM_FLAGS,
                 # Defence in depth behind the per-context route guard: no host name resolves.
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+                # The operator's own switches (settings refuse the ones that would undo the above).
+                *self.config.chromium_args,
             ],
         )
         self.launches += 1
