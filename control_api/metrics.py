@@ -40,7 +40,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.actions import ACTION_NAMES
+from engine.agent_view.actions import ACTION_NAMES
 from engine.episode import Episode
 from engine.manager import EpisodeManager
 from engine.records import EpisodeStatus, StepRecord

@@ -30,7 +30,7 @@ from typing import Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.episode import Oracle, OracleUnavailableError
+from engine.oracle_desk import Oracle, OracleUnavailableError
 from tasks.registry import TaskSpec
 
 logger = logging.getLogger(__name__)
