@@ -119,8 +119,8 @@ def test_rollout_plays_scripted_episodes_and_reports_them(live_server, tmp_path:
 
 
 def test_rollout_refuses_tasks_without_a_scripted_policy() -> None:
-    result = run_cli("rollout", "--control-url", "http://127.0.0.1:9", "--tasks", "miniwob.click-test,miniwob.book-flight",
-                     env={"SAFEBROWSE_CONTROL_TOKEN": "unused"})
+    result = run_cli("rollout", "--control-url", "http://127.0.0.1:9",
+                     "--tasks", "miniwob.click-test,miniwob.book-flight", env={"SAFEBROWSE_CONTROL_TOKEN": "unused"})
     assert result.returncode == 2
     assert "no scripted policy for miniwob.book-flight" in result.stderr
     assert "miniwob.enter-text" in result.stderr  # the ones that have one are listed

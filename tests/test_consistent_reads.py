@@ -17,14 +17,14 @@ import math
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from conftest import LiveServer, start_live_server, stop_live_server
-from mcp_agent import Agent, connect
+from support.agent import Agent, connect
+from support.live import LiveServer, start_live_server, stop_live_server
 
 READERS = 2
 TEST_BUDGET_S = 50.0
@@ -35,7 +35,7 @@ NOT_AGENT_FAILURES = frozenset({"none", "success", "client_step_cap", "browser_e
 
 
 @pytest.fixture(scope="module")
-def live() -> Any:
+def live() -> Iterator[LiveServer]:
     server = start_live_server(workers=2)
     try:
         yield server

@@ -16,15 +16,13 @@ from typing import Any
 
 import pytest
 from browsergym.miniwob.all import ClickTestTask
+from support.control import PrivateControlServer
 
-from engine.config import EngineConfig
-from engine.manager import EpisodeManager
+from engine.agent_view import AgentStepResult, Observation
 from engine.records import FailureReason
 from engine.reward import RewardWeights
-from tasks import default_registry
 from tasks.miniwob import MINIWOB_PREFIX
 from tasks.registry import TaskContext, TaskSpec
-from control_server import PrivateControlServer
 
 MAX_OPEN = 4
 
@@ -57,36 +55,27 @@ class PrivateServer(PrivateControlServer):
     """An engine with an oracle, test-only tasks and a low episode cap, behind the control API alone."""
 
     def __init__(self) -> None:
-        registry = default_registry()
-        registry.add(_spec("test.validate-raises", ValidateRaisesTask))
-        registry.add(_spec("test.setup-raises", SetupRaisesTask))
-        registry.add(_spec("test.graded", ClickTestTask, difficulties=("easy", "hard")))
-        config = EngineConfig(workers=1, max_open_episodes=MAX_OPEN)
-        super().__init__("control-failures", EpisodeManager(config, registry, oracle_factory=lambda spec: hint_oracle))
+        super().__init__(
+            "control-failures",
+            tasks=[_spec("test.validate-raises", ValidateRaisesTask), _spec("test.setup-raises", SetupRaisesTask),
+                   _spec("test.graded", ClickTestTask, difficulties=("easy", "hard"))],
+            oracle_factory=lambda spec: hint_oracle,
+            max_open_episodes=MAX_OPEN,
+        )
 
     # -- driving -------------------------------------------------------------------------
 
     def create(self, task_id: str, **options: Any) -> dict[str, Any]:
-        response = self.http.post("/v1/episodes", json={"task_id": task_id, "seed": 7, **options})
-        assert response.status_code == 201, response.text
-        return response.json()
+        return self.control.create(task_id, **{"seed": 7, **options})
 
-    def act(self, token: str, tool: str, arguments: dict[str, Any]):
-        session = self.manager.agent_session(token)
-        assert session is not None
-        return self.loop.run(session.act(tool, arguments))
+    def act(self, token: str, tool: str, arguments: dict[str, Any]) -> AgentStepResult:
+        return self.run(self.session(token).act(tool, arguments))
 
-    def observe(self, token: str):
-        session = self.manager.agent_session(token)
-        return self.loop.run(session.observe()).observation
+    def observe(self, token: str) -> Observation:
+        return self.run(self.session(token).observe()).observation
 
     def ask(self, token: str, question: str) -> str:
-        return self.loop.run(self.manager.agent_session(token).consult_oracle(question)).answer
-
-    def trajectory(self, episode_id: str) -> dict[str, Any]:
-        response = self.http.get(f"/v1/episodes/{episode_id}/trajectory")
-        assert response.status_code == 200, response.text
-        return response.json()
+        return self.run(self.session(token).consult_oracle(question)).answer
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +93,7 @@ def episodes(server: PrivateServer) -> Iterator[list[str]]:
     opened: list[str] = []
     yield opened
     for episode_id in opened:
-        server.http.delete(f"/v1/episodes/{episode_id}")
+        server.control.http.delete(f"/v1/episodes/{episode_id}")
 
 
 def open_episode(server: PrivateServer, episodes: list[str], task_id: str, **options: Any) -> dict[str, Any]:
@@ -124,11 +113,11 @@ def element(observation, role: str, text: str | None = None, **attributes: str):
 
 def assert_ended(server: PrivateServer, episode_id: str, reason: FailureReason) -> dict[str, Any]:
     """The state and the trajectory agree on the reason, on the terminal step and on the rewards."""
-    state = server.state(episode_id)
+    state = server.control.state(episode_id)
     assert state["failure_reason"] == reason.value, state
     assert state["done"] is True
     assert state["success"] is (reason is FailureReason.SUCCESS)
-    trajectory = server.trajectory(episode_id)
+    trajectory = server.control.trajectory(episode_id)
     assert trajectory["failure_reason"] == reason.value
     steps = trajectory["steps"]
     if steps:
@@ -146,7 +135,7 @@ def assert_ended(server: PrivateServer, episode_id: str, reason: FailureReason) 
 def test_none_while_running(server, episodes):
     created = open_episode(server, episodes, "miniwob.click-test")
     server.act(created["agent_token"], "noop", {"wait_ms": 0})
-    state = server.state(created["episode_id"])
+    state = server.control.state(created["episode_id"])
     assert (state["status"], state["done"], state["failure_reason"]) == ("running", False, "none")
     assert state["last_reward"]["step_penalty"] < 0
 
@@ -199,7 +188,7 @@ def test_page_errors_do_not_end_by_default(server, episodes):
     created = open_episode(server, episodes, "miniwob.sign-agreement", end_on_invalid_action=True)
     agree = element(server.observe(created["agent_token"]), "button", "Agree")
     server.act(created["agent_token"], "click", {"id": agree.id})
-    state = server.state(created["episode_id"])
+    state = server.control.state(created["episode_id"])
     assert state["status"] == "running" and state["constraints"]["invalid_actions"] == 1
 
 
@@ -243,12 +232,12 @@ def test_task_failed_when_leaving_the_task_page(server, episodes):
 def test_oracle_budget_exceeded(server, episodes):
     created = open_episode(server, episodes, "miniwob.click-test", oracle_budget=1)
     assert "Re-read the goal" in server.ask(created["agent_token"], "what now?")
-    assert server.state(created["episode_id"])["status"] == "running"
+    assert server.control.state(created["episode_id"])["status"] == "running"
     server.ask(created["agent_token"], "and now?")
     trajectory = assert_ended(server, created["episode_id"], FailureReason.ORACLE_BUDGET_EXCEEDED)
     assert [step["reward"]["llm_penalty"] < 0 for step in trajectory["steps"]] == [True, True]
     assert trajectory["steps"][-1]["error_kind"] == "oracle_budget"
-    assert server.state(created["episode_id"])["constraints"]["oracle_calls"] == 2
+    assert server.control.state(created["episode_id"])["constraints"]["oracle_calls"] == 2
 
 
 def test_task_validation_failed(server, episodes):
@@ -271,7 +260,7 @@ def test_repeated_action_loop(server, episodes):
 def test_too_many_invalid_actions(server, episodes):
     created = open_episode(server, episodes, "miniwob.click-test", max_invalid_actions=2)
     server.act(created["agent_token"], "click", {"id": "9999998"})
-    assert server.state(created["episode_id"])["status"] == "running"
+    assert server.control.state(created["episode_id"])["status"] == "running"
     server.act(created["agent_token"], "click", {"id": "9999999"})
     assert_ended(server, created["episode_id"], FailureReason.TOO_MANY_INVALID_ACTIONS)
 
@@ -279,12 +268,12 @@ def test_too_many_invalid_actions(server, episodes):
 def test_client_step_cap(server, episodes):
     created = open_episode(server, episodes, "miniwob.click-test")
     server.act(created["agent_token"], "noop", {"wait_ms": 0})
-    response = server.http.post(f"/v1/episodes/{created['episode_id']}/end")
+    response = server.control.http.post(f"/v1/episodes/{created['episode_id']}/end")
     assert response.status_code == 200 and response.json()["failure_reason"] == "client_step_cap"
     trajectory = assert_ended(server, created["episode_id"], FailureReason.CLIENT_STEP_CAP)
     assert trajectory["steps"][-1]["reward"]["delayed_penalty"] == 0.0  # the trainer's cut, not a failure
     # Ending again changes nothing.
-    again = server.http.post(f"/v1/episodes/{created['episode_id']}/end", json={"reason": "client_step_cap"})
+    again = server.control.http.post(f"/v1/episodes/{created['episode_id']}/end", json={"reason": "client_step_cap"})
     assert again.status_code == 200 and again.json()["failure_reason"] == "client_step_cap"
 
 
@@ -300,30 +289,30 @@ def test_low_progress_abort(server, episodes):
 
 def test_setup_failure_is_a_502_and_leaves_nothing_open(server):
     before = len([e for e in server.manager.episodes() if e.running])
-    response = server.http.post("/v1/episodes", json={"task_id": "test.setup-raises"})
+    response = server.control.http.post("/v1/episodes", json={"task_id": "test.setup-raises"})
     assert response.status_code == 502
     assert response.json()["error"] == "episode_setup_failed" and "setup bug" in response.json()["detail"]
     assert len([e for e in server.manager.episodes() if e.running]) == before
 
 
 def test_difficulty_must_be_one_the_task_has(server, episodes):
-    response = server.http.post("/v1/episodes", json={"task_id": "test.graded", "difficulty": "medium"})
+    response = server.control.http.post("/v1/episodes", json={"task_id": "test.graded", "difficulty": "medium"})
     assert response.status_code == 422 and response.json()["error"] == "invalid_difficulty"
     assert "easy" in response.json()["detail"]
-    tasks = {task["id"]: task for task in server.http.get("/v1/tasks").json()["tasks"]}
+    tasks = {task["id"]: task for task in server.control.http.get("/v1/tasks").json()["tasks"]}
     assert tasks["test.graded"]["difficulties"] == ["easy", "hard"]
     created = open_episode(server, episodes, "test.graded", difficulty="hard")
-    assert server.state(created["episode_id"])["constraints"]["difficulty"] == "hard"
+    assert server.control.state(created["episode_id"])["constraints"]["difficulty"] == "hard"
 
 
 def test_too_many_open_episodes_is_a_429(server, episodes):
     running = len([e for e in server.manager.episodes() if e.running])
     for _ in range(MAX_OPEN - running):
         open_episode(server, episodes, "miniwob.click-test")
-    response = server.http.post("/v1/episodes", json={"task_id": "miniwob.click-test"})
+    response = server.control.http.post("/v1/episodes", json={"task_id": "miniwob.click-test"})
     assert response.status_code == 429
     assert response.json()["error"] == "too_many_episodes" and response.headers["retry-after"]
-    server.http.delete(f"/v1/episodes/{episodes.pop()}")
+    server.control.http.delete(f"/v1/episodes/{episodes.pop()}")
     open_episode(server, episodes, "miniwob.click-test")
 
 
@@ -369,4 +358,4 @@ def test_browser_error_when_chromium_dies(server, episodes):
     fresh = open_episode(server, episodes, "miniwob.click-test")
     button = element(server.observe(fresh["agent_token"]), "button")
     server.act(fresh["agent_token"], "click", {"id": button.id})
-    assert server.state(fresh["episode_id"])["failure_reason"] == "success"
+    assert server.control.state(fresh["episode_id"])["failure_reason"] == "success"

@@ -9,14 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from support.control import PrivateControlServer
+from test_custom_tasks import FAILERS, SOLVERS, EnginePlayer, Player
 
 from control_api.curriculum import Curriculum
 from control_api.schemas import CurriculumPolicy
-from engine.config import EngineConfig
-from engine.manager import EpisodeManager
-from tasks import default_registry
-from control_server import PrivateControlServer
-from test_custom_tasks import FAILERS, SOLVERS, EnginePlayer, Player
 
 TASK = "custom.table-search"
 LEVELS = ("easy", "medium", "hard")
@@ -96,33 +93,23 @@ class CurriculumServer(PrivateControlServer):
     """The control API with a three-result window, over one engine worker."""
 
     def __init__(self) -> None:
-        manager = EpisodeManager(EngineConfig(workers=1), default_registry())
-        super().__init__("curriculum-tests", manager, curriculum=CurriculumPolicy(window=WINDOW))
-
-    # Player's engine interface
-    def run(self, coroutine, timeout: float = 120.0):
-        return self.loop.run(coroutine, timeout)
-
-    def create(self, task_id: str, **options: Any) -> dict[str, Any]:
-        response = self.http.post("/v1/episodes", json={"task_id": task_id, **options})
-        assert response.status_code == 201, response.text
-        return response.json()
+        super().__init__("curriculum-tests", curriculum=CurriculumPolicy(window=WINDOW))
 
     def play(self, created: dict[str, Any], policy: Callable[[Player], None]) -> dict[str, Any]:
         """Run a scripted agent through the agent session (as the MCP door does); return the state."""
-        session = self.manager.agent_session(created["agent_token"])
-        observation = self.run(session.observe()).observation
+        observation = self.run(self.session(created["agent_token"]).observe()).observation
         player = EnginePlayer(self, SimpleNamespace(observation=observation, agent_token=created["agent_token"]))
         policy(player)
         assert player.over, player.text()
-        return self.state(created["episode_id"])
+        return self.control.state(created["episode_id"])
 
     def levels(self, task_id: str) -> tuple[str, dict[str, tuple[int, int]]]:
         """The task's current level and, per level, (results, successes) in its window."""
-        body = self.http.get("/v1/curriculum").json()
+        body = self.control.http.get("/v1/curriculum").json()
         assert body["policy"]["window"] == WINDOW
         task = next(t for t in body["tasks"] if t["task_id"] == task_id)
-        return task["current_difficulty"], {lv["difficulty"]: (lv["results"], lv["successes"]) for lv in task["levels"]}
+        levels = {lv["difficulty"]: (lv["results"], lv["successes"]) for lv in task["levels"]}
+        return task["current_difficulty"], levels
 
 
 @pytest.fixture(scope="module")
@@ -142,56 +129,56 @@ def test_auto_difficulty_follows_the_agents_results(server):
                                                ("hard", FAILERS[TASK], False, "medium")):
         for played in range(1, WINDOW + 1):
             seed += 1
-            created = server.create(TASK, difficulty="auto", seed=seed)
+            created = server.control.create(TASK, difficulty="auto", seed=seed)
             assert created["current_difficulty"] == level
             assert created["curriculum_variant_id"].startswith(f"{TASK}/{level}/")
-            state = server.state(created["episode_id"])
+            state = server.control.state(created["episode_id"])
             assert (state["current_difficulty"], state["difficulty_auto"]) == (level, True)
             assert state["curriculum_variant_id"] == created["curriculum_variant_id"]
             assert state["constraints"]["difficulty"] == level
             final = server.play(created, policy)
             assert final["success"] is success, final
-            server.http.delete(f"/v1/episodes/{created['episode_id']}")
+            server.control.http.delete(f"/v1/episodes/{created['episode_id']}")
             current, levels = server.levels(TASK)
             if played < WINDOW:
                 assert current == level and levels[level] == (played, played if success else 0)
         assert current == next_level and levels[level] == (0, 0)  # the level left starts over
-    created = server.create(TASK, difficulty="auto", seed=seed + 1)
-    server.http.delete(f"/v1/episodes/{created['episode_id']}")
+    created = server.control.create(TASK, difficulty="auto", seed=seed + 1)
+    server.control.http.delete(f"/v1/episodes/{created['episode_id']}")
     assert created["current_difficulty"] == "medium"
 
 
 def test_explicit_difficulties_count_and_abandoned_episodes_do_not(server):
     task = "custom.login-form"
-    created = server.create(task, difficulty="medium", seed=3)
-    assert server.state(created["episode_id"])["difficulty_auto"] is False
-    server.http.delete(f"/v1/episodes/{created['episode_id']}")  # closed while running: not counted
-    created = server.create(task, difficulty="auto", seed=4)
+    created = server.control.create(task, difficulty="medium", seed=3)
+    assert server.control.state(created["episode_id"])["difficulty_auto"] is False
+    server.control.http.delete(f"/v1/episodes/{created['episode_id']}")  # closed while running: not counted
+    created = server.control.create(task, difficulty="auto", seed=4)
     assert created["current_difficulty"] == "easy"
-    ended = server.http.post(f"/v1/episodes/{created['episode_id']}/end").json()  # the trainer's cap: a failure
+    ended = server.control.http.post(f"/v1/episodes/{created['episode_id']}/end").json()  # the trainer's cap: a failure
     assert ended["failure_reason"] == "client_step_cap"
-    server.http.delete(f"/v1/episodes/{created['episode_id']}")
-    created = server.create(task, seed=5)  # no difficulty: the task's default level, and it counts there
-    assert server.state(created["episode_id"])["current_difficulty"] == "medium"
+    server.control.http.delete(f"/v1/episodes/{created['episode_id']}")
+    created = server.control.create(task, seed=5)  # no difficulty: the task's default level, and it counts there
+    assert server.control.state(created["episode_id"])["current_difficulty"] == "medium"
     assert server.play(created, SOLVERS[task])["success"] is True
-    server.http.delete(f"/v1/episodes/{created['episode_id']}")
+    server.control.http.delete(f"/v1/episodes/{created['episode_id']}")
     assert server.levels(task) == ("easy", {"easy": (1, 0), "medium": (1, 1), "hard": (0, 0)})
 
 
 def test_auto_on_a_task_without_difficulties_is_null(server):
-    created = server.create("miniwob.click-test", difficulty="auto")
+    created = server.control.create("miniwob.click-test", difficulty="auto")
     try:
         assert created["current_difficulty"] is None
-        state = server.state(created["episode_id"])
+        state = server.control.state(created["episode_id"])
         assert (state["current_difficulty"], state["difficulty_auto"]) == (None, True)
     finally:
-        server.http.delete(f"/v1/episodes/{created['episode_id']}")
-    assert "miniwob.click-test" not in {t["task_id"] for t in server.http.get("/v1/curriculum").json()["tasks"]}
+        server.control.http.delete(f"/v1/episodes/{created['episode_id']}")
+    assert "miniwob.click-test" not in {t["task_id"] for t in server.control.http.get("/v1/curriculum").json()["tasks"]}
 
 
 def test_auto_still_refuses_unknown_tasks_and_other_names(server):
-    response = server.http.post("/v1/episodes", json={"task_id": "custom.table-serch", "difficulty": "auto"})
+    response = server.control.http.post("/v1/episodes", json={"task_id": "custom.table-serch", "difficulty": "auto"})
     assert response.status_code == 404 and TASK in response.json()["suggestions"]
-    response = server.http.post("/v1/episodes", json={"task_id": TASK, "difficulty": "Auto"})
+    response = server.control.http.post("/v1/episodes", json={"task_id": TASK, "difficulty": "Auto"})
     assert response.status_code == 422 and response.json()["error"] == "invalid_difficulty"
-    assert httpx.get(server.url + "/v1/curriculum").status_code == 401
+    assert httpx.get(server.control_url + "/v1/curriculum").status_code == 401

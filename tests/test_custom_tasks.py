@@ -22,10 +22,11 @@ from typing import Any
 
 import httpx
 import pytest
+from support.live import LiveServer, start_live_server, stop_live_server
 
 import tasks.custom as custom
-from engine.egress import origin_of
 from engine.agent_view import EpisodeOverError
+from engine.egress import origin_of
 from engine.records import FailureReason
 from safebrowse.loop import BackgroundLoop
 from tasks import default_registry
@@ -210,7 +211,7 @@ def fail_login_form(p: Player) -> None:
 
 def solve_checkout(p: Player) -> None:
     items = re.findall(r'(\d+) x "([^"]+)"', p.goal)
-    for quantity, name in items:
+    for _quantity, name in items:
         p.click(aria_label=f"Add {name} to cart")
         assert p.find(id="status")["text"] == f"Added {name} to the cart."
     p.click("link", id="cart-count")
@@ -272,8 +273,8 @@ def read_record(p: Player, name: str, department: str | None, column: int) -> st
 
 
 def solve_copy_between_tabs(p: Player, wrong: bool = False) -> None:
-    match = re.search(r"find the (order number|tracking code|invoice id) of (.+?)(?: of the (\w+) department)?, and submit",
-                      p.goal)
+    match = re.search(r"find the (order number|tracking code|invoice id) of (.+?)"
+                      r"(?: of the (\w+) department)?, and submit", p.goal)
     label, name, department = match.groups()
     column = {"order number": 2, "tracking code": 3, "invoice id": 4}[label]
     p.click("link", "Open the records page (new tab)")
@@ -525,11 +526,13 @@ def test_task_call_binding_only_answers_the_tasks_own_pages(engine):
         def __init__(self, url: str) -> None:
             self.url = url
 
-    assert task._on_call({"frame": Frame("http://evil.example/")}, "login", {}) == {"error": "not allowed from this page"}
-    assert task._on_call({"frame": Frame(task.url("index.html"))}, 42, {})["error"]
-    assert task._on_call({"frame": Frame(task.url("index.html"))}, "login", {"x": "y" * 30_000})["error"]
+    outside = {"frame": Frame("http://evil.example/")}
+    own = {"frame": Frame(task.url("index.html"))}
+    assert task._on_call(outside, "login", {}) == {"error": "not allowed from this page"}
+    assert task._on_call(own, 42, {})["error"]
+    assert task._on_call(own, "login", {"x": "y" * 30_000})["error"]
     assert not task.calls
-    answer = task._on_call({"frame": Frame(task.url("index.html"))}, "login", {"login": task.login_id, "password": "nope"})
+    answer = task._on_call(own, "login", {"login": task.login_id, "password": "nope"})
     assert answer["ok"] is False and "2 attempts left" in answer["error"]
     assert [call.name for call in task.calls] == ["login"]
 
@@ -583,7 +586,8 @@ class Greeting(CustomTask):
     hints = ("Press the button whose text names the person in the goal.",)
 
     def build(self, rng):
-        self.people = rng.sample(["Ana", "Ben", "Cleo", "Dev", "Eli"], {"easy": 2, "medium": 3, "hard": 5}[self.difficulty])
+        count = {"easy": 2, "medium": 3, "hard": 5}[self.difficulty]
+        self.people = rng.sample(["Ana", "Ben", "Cleo", "Dev", "Eli"], count)
         self.person = rng.choice(self.people)
 
     def goal(self):
@@ -662,10 +666,8 @@ def test_missing_operator_folder_is_reported_not_fatal(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def operator_server(operator_folder) -> Iterator[Any]:
+def operator_server(operator_folder) -> Iterator[LiveServer]:
     """The whole server started with the operator folder, as SAFEBROWSE_TASKS_DIR would give it."""
-    from conftest import start_live_server, stop_live_server
-
     live = start_live_server(extra_tasks_dir=str(operator_folder), workers=1)
     try:
         yield live

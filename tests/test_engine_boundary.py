@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import wait_for
-from page_tasks import EngineHarness, page_task
+from support.engine import EngineHarness
+from support.pages import page_task
+from support.waiting import wait_for
 
 ESCAPE = page_task("test.escape", "escape.html", "Try every way out of this page.", secret_selector="input.secret")
 
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[EngineHarness]:
-    h = EngineHarness("boundary-tests", ESCAPE)
+    h = EngineHarness("boundary-tests", tasks=[ESCAPE])
     try:
         yield h
     finally:
@@ -30,7 +31,9 @@ def harness() -> Iterator[EngineHarness]:
         ("beacon", "evil.example"),
     ],
 )
-def test_requests_to_other_origins_are_blocked_and_recorded(harness: EngineHarness, control: str, blocked_fragment: str) -> None:
+def test_requests_to_other_origins_are_blocked_and_recorded(
+    harness: EngineHarness, control: str, blocked_fragment: str
+) -> None:
     created, session = harness.open("test.escape")
     origin = harness.manager.assets.origin
     result = harness.run(session.act("click", {"id": harness.element(created.observation, control)}))
@@ -174,7 +177,9 @@ def test_ids_act_only_on_their_own_episode(harness: EngineHarness) -> None:
         ("goto", {"url": "http://example.com"}, "Invalid arguments"),
     ],
 )
-def test_bad_arguments_give_errors_and_the_episode_keeps_working(harness: EngineHarness, tool, arguments, fragment) -> None:
+def test_bad_arguments_give_errors_and_the_episode_keeps_working(
+    harness: EngineHarness, tool: str, arguments: dict[str, object], fragment: str
+) -> None:
     created, session = harness.open("miniwob.enter-text", seed=4)
     result = harness.run(session.act(tool, arguments))
     assert result.error is not None and fragment in result.error, result.error

@@ -10,28 +10,22 @@ import asyncio
 import base64
 import json
 import re
-import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from mcp import MCPError
 from mcp.types import CallToolResult
+from support.agent import INITIALIZE, JSON_HEADERS, Agent, connect
+from support.door import Door
 
 from engine.agent_view import EpisodeOverError
 from engine.manager import CreatedEpisode
 from engine.records import EpisodeLimits
-from mcp_server.http import build_app
-from mcp_agent import Agent, connect
 
 TRAINER_WORDS = ("reward", "success", "failure", "validator", "task_done", "task_message", "terminated", "trainer")
 EPISODE_OVER = str(EpisodeOverError())
-INITIALIZE = {
-    "jsonrpc": "2.0", "id": 1, "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
-}
-JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
 # -- scripted solutions ------------------------------------------------------------------
@@ -275,7 +269,8 @@ def test_requests_without_a_valid_token_are_refused(live_server, episodes):
         async with connect(live_server.mcp_url, "wrong-token") as agent:
             await agent.call("observe", {})
 
-    with pytest.raises(Exception):
+    # The SDK reports the door's refusal as an MCPError, inside its task groups.
+    with pytest.RaisesGroup(MCPError, allow_unwrapped=True, flatten_subgroups=True):
         asyncio.run(sdk_client_with_a_wrong_token())
 
 
@@ -326,35 +321,17 @@ def test_loopback_host_headers_only(live_server, episodes):
 def test_a_wildcard_bind_accepts_any_host_but_still_wants_the_token(live_server, episodes):
     """Built for `--host 0.0.0.0` (a container), the door checks tokens, not Host names."""
     token = episodes("miniwob.click-test", seed=2).agent_token
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(
-        build_app(live_server.manager.agent_session, host="0.0.0.0", version="test"), log_level="warning", access_log=False, lifespan="on",
-    ))
-
-    async def start():
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not task.done():
-            await asyncio.sleep(0.02)
-        return task
-
-    async def stop(task):
-        server.should_exit = True
-        await task
-
-    task = live_server.run(start())
+    door = Door(live_server, host="0.0.0.0")
     try:
-        url = f"http://127.0.0.1:{port}/mcp"
 
         def post(**headers: str) -> int:
-            return httpx.post(url, json=INITIALIZE, headers={**JSON_HEADERS, **headers}, timeout=30).status_code
+            return httpx.post(door.url, json=INITIALIZE, headers={**JSON_HEADERS, **headers}, timeout=30).status_code
 
         assert post(Authorization=f"Bearer {token}", Host="safebrowse.internal:8000") == 200
         assert post(Authorization=f"Bearer {token}", Host="10.1.2.3") == 200
         assert post(Host="safebrowse.internal:8000") == 401
     finally:
-        live_server.run(stop(task))
+        door.stop()
 
 
 def test_trainer_creates_agent_solves_trainer_reads_the_outcome(live_server):

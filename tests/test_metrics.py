@@ -12,13 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from control_server import PrivateControlServer
 from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.parser import text_string_to_metric_families
-
-from engine.config import EngineConfig
-from engine.manager import EpisodeManager
-from tasks import default_registry
+from support.control import PrivateControlServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TASK = "miniwob.click-test"
@@ -48,17 +44,13 @@ class MetricsServer(PrivateControlServer):
     """A fresh control API, so every count starts at zero."""
 
     def __init__(self) -> None:
-        super().__init__("metrics-tests", EpisodeManager(EngineConfig(workers=1), default_registry()))
+        super().__init__("metrics-tests")
 
     def create(self) -> dict[str, Any]:
-        response = self.http.post("/v1/episodes", json={"task_id": TASK, "seed": 3})
-        assert response.status_code == 201, response.text
-        return response.json()
+        return self.control.create(TASK, seed=3)
 
     def act(self, token: str, tool: str, arguments: dict[str, Any]) -> None:
-        session = self.manager.agent_session(token)
-        assert session is not None
-        self.loop.run(session.act(tool, arguments))
+        self.run(self.session(token).act(tool, arguments))
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +64,14 @@ def server() -> Iterator[MetricsServer]:
 
 def test_a_scrape_counts_exactly_what_the_episodes_did(server: MetricsServer) -> None:
     first, second, third = server.create(), server.create(), server.create()
-    assert server.http.post("/v1/episodes", json={"task_id": "miniwob.no-such-task"}).status_code == 404
+    assert server.control.http.post("/v1/episodes", json={"task_id": "miniwob.no-such-task"}).status_code == 404
     server.act(first["agent_token"], "noop", {"wait_ms": 0})
     server.act(first["agent_token"], "click", {"id": "not-an-id"})
-    ended = server.http.post(f"/v1/episodes/{second['episode_id']}/end", json={"reason": "client_step_cap"})
+    ended = server.control.http.post(f"/v1/episodes/{second['episode_id']}/end", json={"reason": "client_step_cap"})
     assert ended.status_code == 200, ended.text
-    assert server.http.delete(f"/v1/episodes/{third['episode_id']}").status_code == 200
+    assert server.control.http.delete(f"/v1/episodes/{third['episode_id']}").status_code == 200
 
-    response = server.http.get("/metrics")
+    response = server.control.http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     types, samples = parse(response.text)
@@ -104,8 +96,8 @@ def test_a_scrape_counts_exactly_what_the_episodes_did(server: MetricsServer) ->
     assert not [name for name, _ in samples if name.endswith("_created")]
 
     # Gauges are read at scrape time: closing the last running episode shows at once.
-    assert server.http.delete(f"/v1/episodes/{first['episode_id']}").status_code == 200
-    _, later = parse(server.http.get("/metrics").text)
+    assert server.control.http.delete(f"/v1/episodes/{first['episode_id']}").status_code == 200
+    _, later = parse(server.control.http.get("/metrics").text)
     assert value(later, "safebrowse_episodes_open") == 0
     assert value(later, "safebrowse_browser_contexts_open") == 1
     assert value(later, "safebrowse_control_responses_total", code="200") >= 3  # end, delete, the first scrape

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from browsergym.miniwob import ALL_MINIWOB_TASKS
 from browsergym.miniwob.base import AbstractMiniwobTask
-from conftest import wait_for
 from playwright.sync_api import Browser, sync_playwright
+from support.waiting import wait_for
 
 from engine.assets import AssetServer, miniwob_html_dir
 from engine.config import CHROMIUM_FLAGS, find_chromium

@@ -11,40 +11,41 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from page_tasks import EngineHarness, page_task
+from support.engine import EngineHarness
+from support.pages import page_task
 
 from engine.observation import snapshot_page
+from engine.worker import BrowserWorker
 from safebrowse.scripted import POLICIES
 
 MARKER = re.compile(r"\[(\d+)\]")
 CHURN = page_task("test.churn", "churn.html", "Change the page.")
 
 
-class Harness(EngineHarness):
-    def fresh_axtree(self, episode_id: str) -> str:
-        """The accessibility tree rendered from a new DOM snapshot, on the episode's worker."""
-        episode = self.manager.get(episode_id)
+def fresh_axtree(harness: EngineHarness, episode_id: str) -> str:
+    """The accessibility tree rendered from a new DOM snapshot, on the episode's worker."""
+    episode = harness.manager.get(episode_id)
 
-        def read(_worker) -> str:
-            browser = episode.browser
-            page = browser.active_page()
-            snapshot = snapshot_page(page, browser._cdp[page], episode.config.max_elements, None, browser._next_bid)
-            assert snapshot is not None
-            return snapshot.axtree
+    def read(_worker: BrowserWorker) -> str:
+        browser = episode.browser
+        page = browser.active_page()
+        snapshot = snapshot_page(page, browser._cdp[page], episode.config.max_elements, None, browser._next_bid)
+        assert snapshot is not None
+        return snapshot.axtree
 
-        return self.run(episode.worker.run(read))
+    return harness.run(episode.worker.run(read))
 
 
 @pytest.fixture(scope="module")
-def harness() -> Iterator[Harness]:
-    h = Harness("observation-index-tests", CHURN)
+def harness() -> Iterator[EngineHarness]:
+    h = EngineHarness("observation-index-tests", tasks=[CHURN])
     try:
         yield h
     finally:
         h.stop()
 
 
-def test_ids_in_the_tree_follow_every_kind_of_dom_change(harness: Harness) -> None:
+def test_ids_in_the_tree_follow_every_kind_of_dom_change(harness: EngineHarness) -> None:
     created = harness.run(harness.manager.create("test.churn", seed=1))
     session = harness.manager.agent_session(created.agent_token)
     observation = created.observation
@@ -56,14 +57,14 @@ def test_ids_in_the_tree_follow_every_kind_of_dom_change(harness: Harness) -> No
             result = harness.run(session.act("click", {"id": harness.element(observation, control)}))
         assert result.error is None, (control, result.error)
         observation = result.observation
-        assert observation.axtree == harness.fresh_axtree(created.episode_id), control
+        assert observation.axtree == fresh_axtree(harness, created.episode_id), control
         shown = set(MARKER.findall(observation.axtree))
         assert shown <= {e.id for e in observation.elements}, (control, shown)
     harness.run(harness.manager.close(created.episode_id))
 
 
 @pytest.mark.parametrize("task_id", sorted(POLICIES))
-def test_scripted_miniwob_episodes_see_the_same_tree_as_a_fresh_snapshot(harness: Harness, task_id: str) -> None:
+def test_scripted_miniwob_episodes_see_the_same_tree_as_a_fresh_snapshot(harness: EngineHarness, task_id: str) -> None:
     created = harness.run(harness.manager.create(task_id, seed=2))
     session = harness.manager.agent_session(created.agent_token)
     observation = created.observation.model_dump()
@@ -74,6 +75,6 @@ def test_scripted_miniwob_episodes_see_the_same_tree_as_a_fresh_snapshot(harness
         result = harness.run(session.act(*action))
         if result.observation.episode_over:
             break  # a finished MiniWoB episode starts redrawing its next problem
-        assert result.observation.axtree == harness.fresh_axtree(created.episode_id), (task_id, action)
+        assert result.observation.axtree == fresh_axtree(harness, created.episode_id), (task_id, action)
         observation = result.observation.model_dump()
     harness.run(harness.manager.close(created.episode_id))

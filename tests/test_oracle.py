@@ -22,10 +22,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from support.engine import EngineHarness
 
-from engine.agent_view import EpisodeOverError
-from engine.config import EngineConfig
-from engine.manager import EpisodeManager
+from engine.agent_view import AgentStepResult, EpisodeOverError
+from engine.manager import CreatedEpisode
 from engine.oracle import (
     REFUSAL,
     HintsOracle,
@@ -113,33 +113,34 @@ def chat_server() -> Iterator[FakeChatServer]:
 # -- a manager with an oracle factory ----------------------------------------------------------------
 
 
-class OracleHarness:
-    """One manager whose oracle back-end each test picks before creating its episode."""
+class OracleHarness(EngineHarness):
+    """One engine whose oracle back-end each test picks before creating its episode.
+
+    Its oracle factory is built, as the server builds it, from the settings the last
+    `create` was given: a new episode gets the oracle its test asked for.
+    """
 
     def __init__(self) -> None:
         self.settings = OracleSettings()
-        self.loop = BackgroundLoop("oracle-tests")
-        self.manager = EpisodeManager(EngineConfig(workers=1), default_registry(),
-                                      oracle_factory=lambda spec: build_oracle_factory(self.settings)(spec))
-        self.loop.run(self.manager.start())
         self.opened: list[str] = []
+        super().__init__("oracle-tests", oracle_factory=lambda spec: build_oracle_factory(self.settings)(spec))
 
-    def create(self, task_id: str, settings: OracleSettings, **limits: Any):
+    def create(self, task_id: str, settings: OracleSettings, **limits: Any) -> CreatedEpisode:
         self.settings = settings
         episode_limits = EpisodeLimits(**limits) if limits else None
-        created = self.loop.run(self.manager.create(task_id, seed=3, limits=episode_limits))
+        created = self.run(self.manager.create(task_id, seed=3, limits=episode_limits))
         self.opened.append(created.episode_id)
         return created
 
-    def ask(self, created, question: str) -> str:
-        return self.loop.run(self.manager.agent_session(created.agent_token).consult_oracle(question)).answer
+    def ask(self, created: CreatedEpisode, question: str) -> str:
+        return self.run(self.session(created.agent_token).consult_oracle(question)).answer
 
-    def act(self, created, tool: str, **arguments: Any):
-        return self.loop.run(self.manager.agent_session(created.agent_token).act(tool, arguments))
+    def act(self, created: CreatedEpisode, tool: str, **arguments: Any) -> AgentStepResult:
+        return self.run(self.session(created.agent_token).act(tool, arguments))
 
     def close_all(self) -> None:
         for episode_id in self.opened:
-            self.loop.run(self.manager.close(episode_id))
+            self.run(self.manager.close(episode_id))
         self.opened.clear()
 
 
@@ -149,9 +150,10 @@ def oracles() -> Iterator[OracleHarness]:
     try:
         yield harness
     finally:
-        harness.close_all()
-        harness.loop.run(harness.manager.stop())
-        harness.loop.close()
+        try:
+            harness.close_all()
+        finally:
+            harness.stop()
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ step, and the success-rate plot. Episode-derived markup must show up as text."""
 
 from __future__ import annotations
 
-import re
-
 import base64
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,9 +151,10 @@ def test_the_shell_is_public_static_and_locked_down(live_server, played, path):
 
 def test_the_data_behind_the_viewer_needs_the_token(live_server, played):
     episode_id = played["solved"]["episode_id"]
+    agent_token = played["solved"]["agent_token"]
     for path in ("/v1/episodes", f"/v1/episodes/{episode_id}", f"/v1/episodes/{episode_id}/trajectory",
                  f"/v1/episodes/{episode_id}/steps/1/screenshot.png", "/v1/curriculum"):
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {played['solved']['agent_token']}"}):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {agent_token}"}):
             response = httpx.get(live_server.control_url + path, headers=headers)
             assert response.status_code == 401, (path, response.status_code)
             assert episode_id not in response.text

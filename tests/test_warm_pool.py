@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import wait_for
-from page_tasks import EngineHarness
+from support.engine import EngineHarness
+from support.waiting import wait_for
 
 from engine.warm_pool import RECENT_BURSTS
 

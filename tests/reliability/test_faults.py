@@ -16,9 +16,11 @@ import httpx
 import playwright.sync_api as pw
 import pytest
 from browsergym.core.task import AbstractBrowserTask
+from security.harness import PAGES, PAGES_PREFIX, TASKS_DIR, descendants, survivors
+from support.agent import JSON_HEADERS, connect, play, rpc
+from support.control import Control
+from support.live import LiveServer, start_live_server, stop_live_server
 
-from security.harness import (JSON_HEADERS, PAGES, PAGES_PREFIX, TASKS_DIR, Control, add_spec, agent,
-                              descendants, play, rpc, survivors)
 from tasks.registry import TaskSpec
 
 SETUP_TIMEOUT_S = 3.0
@@ -55,12 +57,10 @@ def faulty_spec(fault: str) -> TaskSpec:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Any]:
-    from conftest import start_live_server, stop_live_server
-
+def server() -> Iterator[LiveServer]:
     live = start_live_server(extra_tasks_dir=str(TASKS_DIR), workers=1, setup_timeout_s=SETUP_TIMEOUT_S)
     for fault in ("raises", "waits-for-the-page", "blocks-in-python"):
-        add_spec(live, faulty_spec(fault))
+        live.add_task(faulty_spec(fault))
     try:
         yield live
     finally:
@@ -84,7 +84,7 @@ def _serving(server, control: Control) -> None:
     episode = control.create("custom.sec-forms")
 
     async def use() -> dict[str, Any]:
-        async with agent(server.mcp_url, episode["agent_token"]) as client:
+        async with connect(server.mcp_url, episode["agent_token"]) as client:
             await client.act("observe", {})
             return (await client.act("fill", {"id": client.id_of("notes"), "text": "still here"})).structured_content
 
@@ -132,9 +132,10 @@ def test_an_agent_hanging_up_mid_call_leaves_nothing_stuck(server, control):
     assert asyncio.run(hang_up()) == 2
 
     async def carry_on() -> dict[str, Any]:
-        async with agent(server.mcp_url, episode["agent_token"]) as client:
+        async with connect(server.mcp_url, episode["agent_token"]) as client:
             await client.act("observe", {})
-            return (await client.act("fill", {"id": client.id_of("notes"), "text": "after the hang-up"})).structured_content
+            filled = await client.act("fill", {"id": client.id_of("notes"), "text": "after the hang-up"})
+            return filled.structured_content
 
     started = time.monotonic()
     page = play(carry_on(), timeout=60)
@@ -164,7 +165,7 @@ def test_a_killed_browser_ends_its_episodes_and_the_worker_recovers(server, cont
     second = control.create("custom.sec-forms")
 
     async def before() -> None:
-        async with agent(server.mcp_url, first["agent_token"]) as client:
+        async with connect(server.mcp_url, first["agent_token"]) as client:
             await client.act("observe", {})
             await client.act("fill", {"id": client.id_of("notes"), "text": "before the crash"})
 
@@ -180,7 +181,7 @@ def test_a_killed_browser_ends_its_episodes_and_the_worker_recovers(server, cont
     assert not _alive(pid)
 
     async def after(token: str) -> list[Any]:
-        async with agent(server.mcp_url, token) as client:
+        async with connect(server.mcp_url, token) as client:
             first_call = await client.call("fill", {"id": "1", "text": "after the crash"})
             second_call = await client.call("observe", {})
             return [first_call, second_call]
@@ -206,8 +207,6 @@ def test_a_killed_browser_ends_its_episodes_and_the_worker_recovers(server, cont
 
 
 def test_idle_episodes_are_reaped_after_the_configured_time():
-    from conftest import start_live_server, stop_live_server
-
     live = start_live_server(extra_tasks_dir=str(TASKS_DIR), workers=1, idle_timeout_s=2.0)
     control = Control(live)
     try:
@@ -216,7 +215,7 @@ def test_idle_episodes_are_reaped_after_the_configured_time():
         worker = live.manager.pool.workers[0]
 
         async def keep_busy() -> None:
-            async with agent(live.mcp_url, busy["agent_token"]) as client:
+            async with connect(live.mcp_url, busy["agent_token"]) as client:
                 until = time.monotonic() + 5
                 while time.monotonic() < until:
                     await client.act("noop", {"wait_ms": 0})

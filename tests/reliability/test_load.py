@@ -14,17 +14,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from security.harness import TASKS_DIR, Control, agent
+from security.harness import TASKS_DIR
+from support.agent import connect
+from support.control import Control
+from support.live import LiveServer, start_live_server, stop_live_server
 
 CLIENTS = 8
 ACTIONS = 200
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Any]:
-    from conftest import start_live_server, stop_live_server
-
+def server() -> Iterator[LiveServer]:
     live = start_live_server(extra_tasks_dir=str(TASKS_DIR), workers=2)
     try:
         yield live
@@ -57,7 +57,7 @@ def test_eight_agents_in_parallel_lose_and_mix_up_nothing(server):
 
     async def drive(client: int) -> list[tuple[str, dict[str, Any]]]:
         sent: list[tuple[str, dict[str, Any]]] = []
-        async with agent(server.mcp_url, episodes[client]["agent_token"]) as session:
+        async with connect(server.mcp_url, episodes[client]["agent_token"]) as session:
             await session.act("observe", {})
             notes = session.id_of("notes")
             for step, (tool, arguments) in enumerate(plans[client], start=1):

@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-
-from security.harness import TASKS_DIR, agent, descendants, play, survivors
+from security.harness import TASKS_DIR, descendants, survivors
+from support.agent import connect, play
 
 READY_WITHIN_S = 120
 EXIT_WITHIN_S = 15
@@ -42,7 +42,8 @@ def test_sigterm_closes_browsers_and_exits_within_seconds(tmp_path):
         urls: dict[str, str] = {}
         while time.monotonic() < deadline and len(urls) < 2 and process.poll() is None:
             text = "".join(output)
-            for name, pattern in (("mcp", r"MCP door \(agents\):\s+(\S+)"), ("control", r"control API \(trainers\):\s+(\S+)")):
+            for name, pattern in (("mcp", r"MCP door \(agents\):\s+(\S+)"),
+                                  ("control", r"control API \(trainers\):\s+(\S+)")):
                 match = re.search(pattern, text)
                 if match:
                     urls[name] = match.group(1)
@@ -56,7 +57,7 @@ def test_sigterm_closes_browsers_and_exits_within_seconds(tmp_path):
         episode: dict[str, Any] = created.json()
 
         async def use() -> None:
-            async with agent(urls["mcp"], episode["agent_token"]) as client:
+            async with connect(urls["mcp"], episode["agent_token"]) as client:
                 await client.act("observe", {})
                 await client.act("fill", {"id": client.id_of("notes"), "text": "mid-episode"})
 

@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from support.control import Control
+from support.live import LiveServer, start_live_server, stop_live_server
 
-from security.harness import TASKS_DIR, Control, RecordingServer, UdpSink, add_spec, escape_spec
+from security.harness import TASKS_DIR, RecordingServer, UdpSink, escape_spec
 
 ESCAPE_TASK = "test.sec-escape"
 
 
 @dataclass
 class SecurityServer:
-    live: Any
+    live: LiveServer
     control: Control
     sink: RecordingServer
     """An undeclared origin: no request may ever reach it."""
@@ -39,8 +41,6 @@ class SecurityServer:
 
 @pytest.fixture(scope="package")
 def sec() -> Iterator[SecurityServer]:
-    from conftest import start_live_server, stop_live_server
-
     live = start_live_server(extra_tasks_dir=str(TASKS_DIR), workers=1)
     sink = RecordingServer()
     servers = SecurityServer(
@@ -51,8 +51,8 @@ def sec() -> Iterator[SecurityServer]:
         chain=RecordingServer(redirect_to=sink.origin + "/via-chain"),
         stun=UdpSink(),
     )
-    add_spec(live, escape_spec(ESCAPE_TASK, live.manager.assets.origin, sink, servers.redirector,
-                               servers.chain, servers.stun))
+    live.add_task(escape_spec(ESCAPE_TASK, live.manager.assets.origin, sink, servers.redirector,
+                              servers.chain, servers.stun))
     try:
         yield servers
     finally:

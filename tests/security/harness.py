@@ -1,26 +1,21 @@
-"""What the security and reliability suites share: loopback servers that record what reaches
-them, a test task that pays for escaping, and thin clients for both doors.
+"""What the security and reliability suites share beyond `support/`: loopback servers that
+record what reaches them, the process table, and a test task that pays for escaping.
 
 Agents act only through the `mcp` SDK's client over streamable HTTP with their agent
-token; episodes are created and read back through the control API over HTTP, as a
-trainer would.
+token (`support.agent`); episodes are created and read back through the control API over
+HTTP, as a trainer would (`support.control`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
-import httpx
 import playwright.sync_api as pw
 from browsergym.core.task import AbstractBrowserTask
-from mcp_agent import Agent  # noqa: F401 - re-exported for the security tests
-from mcp_agent import connect as agent  # noqa: F401 - re-exported: the security tests use `async with agent(url, token)`
 
 from tasks.registry import TaskSpec
 
@@ -28,7 +23,6 @@ HERE = Path(__file__).resolve().parent
 TASKS_DIR = HERE / "task_folders"
 PAGES = HERE / "pages"
 PAGES_PREFIX = "/sec-pages/"
-JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
 # -- loopback servers --------------------------------------------------------------------------
@@ -225,102 +219,3 @@ def escape_spec(task_id: str, asset_origin: str, sink: RecordingServer, redirect
         extra_origins=(chain.origin,),
         asset_mounts=((PAGES_PREFIX, PAGES),),
     )
-
-
-def add_spec(live: Any, spec: TaskSpec) -> None:
-    """Register a test task on a running server (its pages are mounted on the asset server)."""
-    if spec.id not in live.manager.registry:
-        live.manager.registry.add(spec)
-    for prefix, folder in spec.asset_mounts:
-        live.manager.assets.mount(prefix, folder)
-
-
-class Door:
-    """A second agent door with its own limits, over the same running engine, on a free port."""
-
-    def __init__(self, live: Any, limits: Any) -> None:
-        import contextlib
-        import socket
-
-        import uvicorn
-
-        from mcp_server.http import build_app
-
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(256)
-        sock.setblocking(False)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
-        self._live = live
-
-        async def serve() -> None:
-            app = build_app(live.manager.agent_session, host="127.0.0.1", version="test", limits=limits)
-            server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-            server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-            self._server = server
-            await server.serve(sockets=[sock])
-
-        self._task = asyncio.run_coroutine_threadsafe(serve(), live.loop.loop)
-
-        async def started() -> None:
-            while not getattr(self, "_server", None) or not self._server.started:
-                await asyncio.sleep(0.02)
-
-        live.run(asyncio.wait_for(started(), 30))
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._task.result(30)
-
-
-# -- the trainer's door ------------------------------------------------------------------------
-
-
-class Control:
-    """The control API over HTTP with the control token."""
-
-    def __init__(self, live: Any) -> None:
-        self.live = live
-        self.http = httpx.Client(base_url=live.control_url, headers=live.control_headers, timeout=120)
-
-    def create(self, task_id: str, **fields: Any) -> dict[str, Any]:
-        response = self.http.post("/v1/episodes", json={"task_id": task_id, **fields})
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def state(self, episode_id: str) -> dict[str, Any]:
-        response = self.http.get(f"/v1/episodes/{episode_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def trajectory(self, episode_id: str) -> dict[str, Any]:
-        response = self.http.get(f"/v1/episodes/{episode_id}/trajectory")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def close(self, episode_id: str) -> dict[str, Any]:
-        response = self.http.delete(f"/v1/episodes/{episode_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def blocked(self, episode_id: str) -> list[dict[str, Any]]:
-        return [entry for step in self.trajectory(episode_id)["steps"] for entry in step["blocked"]]
-
-
-# -- the agent's door --------------------------------------------------------------------------
-
-
-def play(coroutine: Any, timeout: float = 180.0) -> Any:
-    """Run an agent's coroutine to the end, on its own event loop."""
-    return asyncio.run(asyncio.wait_for(coroutine, timeout))
-
-
-def rpc(method: str, params: dict[str, Any] | None = None, request_id: int = 1) -> dict[str, Any]:
-    message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-    if params is not None:
-        message["params"] = params
-    return message
-
-
-INITIALIZE = rpc("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
-                                "clientInfo": {"name": "raw", "version": "0"}})

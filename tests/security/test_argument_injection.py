@@ -12,8 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from security.harness import JSON_HEADERS, agent, play, rpc
+from support.agent import JSON_HEADERS, connect, play, rpc
 
 # Text that would do something if it were ever interpreted instead of typed.
 HOSTILE_TEXT = [
@@ -80,7 +79,7 @@ def forms(sec, episodes) -> dict[str, Any]:
 def test_hostile_text_lands_literally_and_nothing_runs(sec, forms):
     async def type_all() -> list[tuple[str, str, str | None, str | None]]:
         seen = []
-        async with agent(sec.mcp_url, forms["agent_token"]) as client:
+        async with connect(sec.mcp_url, forms["agent_token"]) as client:
             await client.act("observe", {})
             before = _page_script_state(sec, forms["episode_id"])
             for text in HOSTILE_TEXT:
@@ -111,7 +110,7 @@ def test_hostile_text_lands_literally_and_nothing_runs(sec, forms):
 
 def test_ids_that_look_like_selectors_or_paths_are_refused(sec, forms):
     async def click_all() -> list[Any]:
-        async with agent(sec.mcp_url, forms["agent_token"]) as client:
+        async with connect(sec.mcp_url, forms["agent_token"]) as client:
             await client.act("observe", {})
             results = [await client.call("click", {"id": element_id}) for element_id in SELECTOR_LIKE_IDS]
             results.append(await client.call("fill", {"id": "#answer", "text": "x"}))
@@ -134,7 +133,7 @@ def test_ids_that_look_like_selectors_or_paths_are_refused(sec, forms):
 
 def test_oversized_values_are_refused_with_a_short_answer(sec, forms):
     async def send_all() -> list[Any]:
-        async with agent(sec.mcp_url, forms["agent_token"]) as client:
+        async with connect(sec.mcp_url, forms["agent_token"]) as client:
             results = [await client.call(tool, arguments) for tool, arguments in OVERSIZED_CALLS]
             await client.act("observe", {})  # the episode still answers
             return results

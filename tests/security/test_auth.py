@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from support.agent import INITIALIZE, JSON_HEADERS, connect, play, rpc
 
 from control_api.routes import OPERATIONS
-from security.harness import INITIALIZE, JSON_HEADERS, agent, play, rpc
 
 
 def _mcp_post(sec, token: str | None, body: dict[str, Any] | None = None, path: str = "/mcp") -> httpx.Response:
@@ -49,7 +49,7 @@ def test_a_token_acts_on_its_own_episode_only(sec, episodes):
     other = episodes("custom.sec-forms", seed=5)
 
     async def act() -> None:
-        async with agent(sec.mcp_url, mine["agent_token"]) as client:
+        async with connect(sec.mcp_url, mine["agent_token"]) as client:
             await client.act("observe", {})
             await client.act("fill", {"id": client.id_of("answer"), "text": "mine only"})
             refused = await client.call("noop", {"wait_ms": 0, "episode_id": other["episode_id"]})
@@ -88,7 +88,7 @@ def test_a_closed_episode_token_is_refused_and_an_ended_one_learns_nothing(sec, 
     assert sec.control.http.post(f"/v1/episodes/{ended['episode_id']}/end").status_code == 200
 
     async def after_end() -> list[str]:
-        async with agent(sec.mcp_url, ended["agent_token"]) as client:
+        async with connect(sec.mcp_url, ended["agent_token"]) as client:
             return [(await client.call(tool, arguments)).content[0].text
                     for tool, arguments in (("observe", {}), ("noop", {}), ("click", {"id": "1"}))]
 
@@ -119,7 +119,7 @@ def test_tokens_never_reach_logs_errors_or_agents(sec, caplog):
     seen: list[str] = []
 
     async def use() -> str:
-        async with agent(sec.mcp_url, token) as client:
+        async with connect(sec.mcp_url, token) as client:
             await client.act("observe", {})
             await client.call("click", {"id": "9999999"})
             await client.call("fill", {"id": "x", "text": "y"})

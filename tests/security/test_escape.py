@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from support.agent import connect, play
 
 from security.conftest import ESCAPE_TASK
-from security.harness import agent, play
 
 # Each family of controls is pressed in one episode, one control after the other; for each
 # control: what the guard records (kind, URL fragment), or None when Chromium refuses it itself.
@@ -73,7 +73,7 @@ def press_all(sec, episode: dict[str, Any], controls: list[str]) -> list[dict[st
 
     async def attempt() -> list[dict[str, Any]]:
         seen = []
-        async with agent(sec.mcp_url, episode["agent_token"]) as client:
+        async with connect(sec.mcp_url, episode["agent_token"]) as client:
             await client.act("observe", {})
             for control in controls:
                 pages = [(await client.call("click", {"id": client.id_of(control)})).structured_content]

@@ -16,9 +16,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from support.agent import Agent, connect, play
 
 from engine.records import FailureReason
-from security.harness import Agent, agent, play
 
 TRAINER_WORDS = ("reward", "success", "failure", "validator", "verdict", "task_done", "task_message",
                  "task_info", "terminated", "failure_reason", "score", "cumulative")
@@ -72,7 +72,7 @@ def played(sec) -> dict[str, Any]:
     async def run(name: str) -> str:
         _task_id, _seed, right, policy = PLAYS[name]
         episode = created[name]
-        async with agent(sec.mcp_url, episode["agent_token"]) as client:
+        async with connect(sec.mcp_url, episode["agent_token"]) as client:
             listing = await client.client.list_tools()
             client.transcript.append(listing.model_dump(mode="json", by_alias=True, exclude_none=True))
             await client.act("observe", {})
@@ -163,7 +163,7 @@ def test_screenshots_do_not_show_masked_values(sec, episodes):
     episode = episodes("custom.sec-forms")
 
     async def screenshot() -> bytes:
-        async with agent(sec.mcp_url, episode["agent_token"]) as client:
+        async with connect(sec.mcp_url, episode["agent_token"]) as client:
             result = await client.act("observe", {"screenshot": True})
             assert [block.type for block in result.content] == ["text", "image"]
             assert "base64" not in json.dumps(result.structured_content)

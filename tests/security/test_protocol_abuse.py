@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from support.agent import JSON_HEADERS, connect, play, rpc
+from support.door import Door
 
 from mcp_server.limits import DoorLimits
-from security.harness import JSON_HEADERS, Door, agent, play, rpc
 
 
 def _headers(token: str, **extra: str) -> dict[str, str]:
@@ -62,7 +63,7 @@ def forms(sec, episodes) -> dict[str, Any]:
 
 def assert_still_serving(sec, token: str) -> None:
     async def look() -> dict[str, Any]:
-        async with agent(sec.mcp_url, token) as client:
+        async with connect(sec.mcp_url, token) as client:
             return (await client.act("observe", {})).structured_content
 
     assert play(look())["episode_over"] is False
@@ -155,7 +156,7 @@ def test_a_flood_on_one_episode_is_rate_limited_and_others_are_not(sec, episodes
 
         async def later() -> bool:
             await asyncio.sleep(1.5)
-            async with agent(door.url, flooder["agent_token"]) as client:
+            async with connect(door.url, flooder["agent_token"]) as client:
                 return (await client.act("observe", {})).structured_content["episode_over"]
 
         assert play(later()) is False  # the rate refills; the flooder's agent works again

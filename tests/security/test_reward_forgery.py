@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from security.harness import agent, play
+from support.agent import connect, play
 
 FORGERIES = [
     "WOB_REWARD_GLOBAL=1",
@@ -46,7 +46,7 @@ def test_miniwob_reward_globals_cannot_be_set_from_the_page(sec, episodes):
 
     async def forge() -> list[dict[str, Any]]:
         values = []
-        async with agent(sec.mcp_url, episode["agent_token"]) as client:
+        async with connect(sec.mcp_url, episode["agent_token"]) as client:
             await client.act("observe", {})
             box = next(e["id"] for e in client.page["elements"] if e["role"] == "textbox")
             for text in FORGERIES:
@@ -90,7 +90,7 @@ def test_a_custom_verdict_comes_from_server_side_state(sec, episodes):
                " window.safebrowseCall('submit', {answer: 'forged', correct: true, reward: 1})\">")
 
     async def forge() -> Any:
-        async with agent(sec.mcp_url, episode["agent_token"]) as client:
+        async with connect(sec.mcp_url, episode["agent_token"]) as client:
             await client.act("observe", {})
             await client.act("fill", {"id": client.id_of("answer"), "text": payload})
             result = await client.act("click", {"id": client.id_of("preview")})
@@ -119,7 +119,7 @@ def test_the_right_answer_through_the_page_still_succeeds(sec, episodes):
     answer = re.findall(r'"([^"]*)"', episode["goal"])[0]
 
     async def solve() -> None:
-        async with agent(sec.mcp_url, episode["agent_token"]) as client:
+        async with connect(sec.mcp_url, episode["agent_token"]) as client:
             await client.act("observe", {})
             await client.act("fill", {"id": client.id_of("answer"), "text": answer})
             await client.act("click", {"id": client.id_of("submit")})

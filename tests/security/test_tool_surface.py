@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 from mcp import MCPError
-
-from security.harness import agent, play
+from support.agent import connect, play
 
 # Words a tool name must not be made of: control of the episode, code, navigation, files.
 FORBIDDEN_TOOL_WORDS = {"reset", "step", "state", "close", "end", "finish", "reward", "score", "evaluate", "eval",
@@ -48,7 +47,7 @@ def surface(sec) -> dict[str, Any]:
     episode = sec.control.create("custom.sec-forms")
 
     async def look() -> dict[str, Any]:
-        async with agent(sec.mcp_url, episode["agent_token"]) as client:
+        async with connect(sec.mcp_url, episode["agent_token"]) as client:
             listing = await client.client.list_tools()
             refused: dict[str, str] = {}
             calls = {
@@ -129,7 +128,7 @@ def test_unknown_arguments_are_refused_by_every_tool_and_counted(sec, episodes):
     episode = episodes("custom.sec-forms", max_invalid_actions=100)
 
     async def attempt() -> list[Any]:
-        async with agent(sec.mcp_url, episode["agent_token"]) as client:
+        async with connect(sec.mcp_url, episode["agent_token"]) as client:
             return [await client.call(tool, arguments)
                     for tool, arguments in EVERY_TOOL_WITH_AN_EXTRA_ARGUMENT.items()]
 
