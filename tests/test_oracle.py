@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from support.engine import EngineHarness
+from support.listener import Listener
 
 from engine.agent_view import AgentStepResult, EpisodeOverError
 from engine.manager import CreatedEpisode
@@ -58,22 +58,12 @@ class FakeChatServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.loop = BackgroundLoop("fake-chat")
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
         app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-        self.task = asyncio.run_coroutine_threadsafe(self.server.serve(sockets=[sock]), self.loop.loop)
-
-        async def started() -> None:
-            while not self.server.started:
-                await asyncio.sleep(0.02)
-
-        self.loop.run(started(), 30)
+        self.listener = Listener(app, self.loop)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.listener.origin
 
     async def chat(self, request: Request) -> Response:
         body = await request.json()
@@ -96,9 +86,10 @@ class FakeChatServer:
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]})
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.task.result(30)
-        self.loop.close()
+        try:
+            self.listener.stop()
+        finally:
+            self.loop.close()
 
 
 @pytest.fixture(scope="module")

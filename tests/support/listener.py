@@ -1,4 +1,4 @@
-"""An ASGI app served on a free loopback port, on a background loop that already runs an engine.
+"""An ASGI app served on a free loopback port, on a background loop (often one that runs an engine).
 
 Built like the server's own listeners (`safebrowse.server.bound_socket` and
 `SignalNeutralServer`), so a test's extra door or private control API is served the
