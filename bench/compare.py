@@ -20,6 +20,7 @@ side spends a step, then the targets and whether this run met them.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -37,7 +38,8 @@ from bench import stats
 from bench.browsergym_side import VARIANTS, BrowserGymSide
 from bench.episodes import MAX_STEPS, EpisodeResult
 from bench.live import LiveServer, start_server
-from bench.safebrowse_side import SIDE as SAFEBROWSE, SafebrowseSide
+from bench.safebrowse_side import SIDE as SAFEBROWSE
+from bench.safebrowse_side import SafebrowseSide
 from engine.assets import AssetServer, miniwob_html_dir
 from safebrowse.loop import BackgroundLoop
 from safebrowse.progress import progress_bar
@@ -171,8 +173,10 @@ class Bench:
         for task_id in self.args.tasks:
             for k in range(self.args.episodes):
                 seed = self.args.seed + k
-                players = [lambda: self.play_safebrowse(task_id, seed)]
-                players += [lambda side=side: side.episode(task_id, seed, POLICIES[task_id]) for side in self.browsergym]
+                # Each player runs at once below, within this iteration: the loop variables are current.
+                players = [functools.partial(self.play_safebrowse, task_id, seed)]
+                policy = POLICIES[task_id]
+                players += [functools.partial(side.episode, task_id, seed, policy) for side in self.browsergym]
                 if k % 2 == 1:
                     players.reverse()  # take turns going first
                 for play in players:

@@ -64,7 +64,8 @@ def main() -> int:
     with ControlClient(args.control_url, os.environ["SAFEBROWSE_CONTROL_TOKEN"]) as control:
         outputs = make_rollout_func(control)(args.tasks, None)
     rewards = env_reward(outputs["completion_ids"], outputs["env_reward"])
-    for task, reward, success, reason in zip(args.tasks, rewards, outputs["env_success"], outputs["env_failure_reason"]):
+    outcomes = zip(args.tasks, rewards, outputs["env_success"], outputs["env_failure_reason"])
+    for task, reward, success, reason in outcomes:
         print(f"{task:<28} reward={reward:+.3f} success={success} ({reason})")
     return 0
 

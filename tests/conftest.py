@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from support.engine import EngineHarness
 from support.live import LiveServer, start_live_server, stop_live_server
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from support.agent import Agent, connect
 from support.live import LiveServer, start_live_server, stop_live_server
 

@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 from browsergym.miniwob.all import ClickTestTask
-from support.control import PrivateControlServer
 
 from engine.agent_view import AgentStepResult, Observation
 from engine.records import FailureReason
 from engine.reward import RewardWeights
 from tasks.miniwob import MINIWOB_PREFIX
 from tasks.registry import TaskContext, TaskSpec
+
+from support.control import PrivateControlServer
 
 MAX_OPEN = 4
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from support.control import PrivateControlServer
 from test_custom_tasks import FAILERS, SOLVERS, EnginePlayer, Player
 
 from control_api.curriculum import Curriculum
 from control_api.schemas import CurriculumPolicy
+
+from support.control import PrivateControlServer
 
 TASK = "custom.table-search"
 LEVELS = ("easy", "medium", "hard")

@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-from support.live import LiveServer, start_live_server, stop_live_server
 
 import tasks.custom as custom
 from engine.agent_view import EpisodeOverError
@@ -31,6 +30,8 @@ from engine.records import FailureReason
 from safebrowse.loop import BackgroundLoop
 from tasks import default_registry
 from tasks.registry import TaskContext
+
+from support.live import LiveServer, start_live_server, stop_live_server
 
 BUILTIN_IDS = (
     "custom.login-form", "custom.checkout", "custom.copy-between-tabs",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from support.engine import EngineHarness
 from support.pages import page_task
 from support.waiting import wait_for

@@ -17,12 +17,13 @@ import httpx
 import pytest
 from mcp import MCPError
 from mcp.types import CallToolResult
-from support.agent import INITIALIZE, JSON_HEADERS, Agent, connect
-from support.door import Door
 
 from engine.agent_view import EpisodeOverError
 from engine.manager import CreatedEpisode
 from engine.records import EpisodeLimits
+
+from support.agent import INITIALIZE, JSON_HEADERS, Agent, connect
+from support.door import Door
 
 TRAINER_WORDS = ("reward", "success", "failure", "validator", "task_done", "task_message", "terminated", "trainer")
 EPISODE_OVER = str(EpisodeOverError())

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.parser import text_string_to_metric_families
+
 from support.control import PrivateControlServer
 
 ROOT = Path(__file__).resolve().parent.parent

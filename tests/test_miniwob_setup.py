@@ -9,11 +9,12 @@ import pytest
 from browsergym.miniwob import ALL_MINIWOB_TASKS
 from browsergym.miniwob.base import AbstractMiniwobTask
 from playwright.sync_api import Browser, sync_playwright
-from support.waiting import wait_for
 
 from engine.assets import AssetServer, miniwob_html_dir
 from engine.config import CHROMIUM_FLAGS, find_chromium
 from tasks.miniwob import MINIWOB_PREFIX, OneCallSetup, task_class_for
+
+from support.waiting import wait_for
 
 ONE_CALL_TASKS = [cls for cls in ALL_MINIWOB_TASKS if issubclass(task_class_for(cls), OneCallSetup)]
 # What the page shows once the episode has started (the human display is removed).

@@ -11,12 +11,13 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from support.engine import EngineHarness
-from support.pages import page_task
 
 from engine.observation import snapshot_page
 from engine.worker import BrowserWorker
 from safebrowse.scripted import POLICIES
+
+from support.engine import EngineHarness
+from support.pages import page_task
 
 MARKER = re.compile(r"\[(\d+)\]")
 CHURN = page_task("test.churn", "churn.html", "Change the page.")

@@ -21,8 +21,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from support.engine import EngineHarness
-from support.listener import Listener
 
 from engine.agent_view import AgentStepResult, EpisodeOverError
 from engine.manager import CreatedEpisode
@@ -41,6 +39,9 @@ from safebrowse.loop import BackgroundLoop
 from safebrowse.settings import ServerSettings, SettingsInputError
 from tasks import default_registry
 from tasks.custom.miniwob_hints import MINIWOB_HINTS
+
+from support.engine import EngineHarness
+from support.listener import Listener
 
 TRAINER_WORDS = ("reward", "success", "failure", "validator", "verdict", "score", "task_done", "terminated")
 LEAKY_ANSWER = ("Press the Sign in button once both fields are filled. "

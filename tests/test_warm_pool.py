@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from support.engine import EngineHarness
-from support.waiting import wait_for
 
 from engine.warm_pool import RECENT_BURSTS
+
+from support.engine import EngineHarness
+from support.waiting import wait_for
 
 TASK = "miniwob.click-test"
 

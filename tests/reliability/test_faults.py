@@ -16,12 +16,13 @@ import httpx
 import playwright.sync_api as pw
 import pytest
 from browsergym.core.task import AbstractBrowserTask
+
+from tasks.registry import TaskSpec
+
 from security.harness import PAGES, PAGES_PREFIX, TASKS_DIR, descendants, survivors
 from support.agent import JSON_HEADERS, connect, play, rpc
 from support.control import Control
 from support.live import LiveServer, start_live_server, stop_live_server
-
-from tasks.registry import TaskSpec
 
 SETUP_TIMEOUT_S = 3.0
 

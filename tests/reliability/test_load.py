@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from security.harness import TASKS_DIR
 from support.agent import connect
 from support.control import Control

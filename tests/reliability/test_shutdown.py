@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from security.harness import TASKS_DIR, descendants, survivors
 from support.agent import connect, play
 

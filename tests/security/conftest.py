@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from support.control import Control
-from support.live import LiveServer, start_live_server, stop_live_server
 
 from security.harness import TASKS_DIR, RecordingServer, UdpSink, escape_spec
+from support.control import Control
+from support.live import LiveServer, start_live_server, stop_live_server
 
 ESCAPE_TASK = "test.sec-escape"
 

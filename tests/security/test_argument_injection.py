@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from support.agent import JSON_HEADERS, connect, play, rpc
 
 # Text that would do something if it were ever interpreted instead of typed.

@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from support.agent import INITIALIZE, JSON_HEADERS, connect, play, rpc
 
 from control_api.routes import OPERATIONS
+
+from support.agent import INITIALIZE, JSON_HEADERS, connect, play, rpc
 
 
 def _mcp_post(sec, token: str | None, body: dict[str, Any] | None = None, path: str = "/mcp") -> httpx.Response:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.agent import connect, play
 
 from security.conftest import ESCAPE_TASK
+from support.agent import connect, play
 
 # Each family of controls is pressed in one episode, one control after the other; for each
 # control: what the guard records (kind, URL fragment), or None when Chromium refuses it itself.

@@ -16,9 +16,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from support.agent import Agent, connect, play
 
 from engine.records import FailureReason
+
+from support.agent import Agent, connect, play
 
 TRAINER_WORDS = ("reward", "success", "failure", "validator", "verdict", "task_done", "task_message",
                  "task_info", "terminated", "failure_reason", "score", "cumulative")

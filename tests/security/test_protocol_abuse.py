@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from support.agent import JSON_HEADERS, connect, play, rpc
-from support.door import Door
 
 from mcp_server.limits import DoorLimits
+
+from support.agent import JSON_HEADERS, connect, play, rpc
+from support.door import Door
 
 
 def _headers(token: str, **extra: str) -> dict[str, str]:

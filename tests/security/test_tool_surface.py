@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from mcp import MCPError
+
 from support.agent import connect, play
 
 # Words a tool name must not be made of: control of the episode, code, navigation, files.

@@ -17,9 +17,10 @@ import httpx
 from control_api.schemas import CurriculumPolicy
 from engine.oracle import OracleFactory
 from safebrowse.server import build_control_app
+from tasks.registry import TaskRegistry, TaskSpec
+
 from support.engine import EngineHarness
 from support.listener import Listener
-from tasks.registry import TaskRegistry, TaskSpec
 
 HTTP_TIMEOUT_S = 120.0
 # The MCP URL a private control API hands out with each episode: nothing listens there, since

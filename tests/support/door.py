@@ -14,6 +14,7 @@ from mcp_server.http import build_app
 from mcp_server.limits import DoorLimits
 from safebrowse import __version__
 from safebrowse.loop import BackgroundLoop
+
 from support.listener import Listener
 
 
