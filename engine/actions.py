@@ -13,7 +13,6 @@ from typing import Any
 import playwright.sync_api as pw
 
 from engine.agent_view.actions import (
-    ACTION_NAMES,
     ELEMENT_ID_PATTERN,
     Action,
     Clear,
@@ -31,7 +30,7 @@ from engine.agent_view.actions import (
 
 BID_ATTRIBUTE = "bid"
 
-__all__ = ["ACTION_NAMES", "BID_ATTRIBUTE", "ActionError", "execute", "locate", "point_of"]
+__all__ = ["BID_ATTRIBUTE", "ActionError", "execute", "locate", "point_of"]
 
 
 class ActionError(Exception):

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from engine.actions import ACTION_NAMES
 from engine.agent_view import Observation
+from engine.agent_view.actions import ACTION_NAMES
 from mcp_server.tools import action_models
 from safebrowse.client import agent_client
 

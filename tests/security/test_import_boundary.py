@@ -73,3 +73,27 @@ def test_the_check_catches_a_trainer_side_import():
     for trainer_side in ("engine.records", "engine.manager", "control_api.app", "tasks", "safebrowse.server"):
         loaded = loaded_after_importing([*door_modules(), trainer_side])
         assert trainer_side in crossings(loaded), trainer_side
+
+
+# -- the other walls: the room knows neither door, and the trainer's door not the agent's ------
+
+
+def package_modules(package: str) -> list[str]:
+    """Every module of a top-level package of this repository, subpackages included."""
+    return sorted(info.name for info in pkgutil.walk_packages([str(REPO / package)], prefix=f"{package}."))
+
+
+def under(loaded: list[str], *packages: str) -> list[str]:
+    return [name for name in loaded if name.split(".")[0] in packages]
+
+
+def test_the_engine_loads_neither_door_nor_the_composition_root():
+    loaded = loaded_after_importing(package_modules("engine"))
+    assert "engine.manager" in loaded
+    assert under(loaded, "mcp_server", "control_api", "safebrowse") == []
+
+
+def test_the_control_api_does_not_load_the_agent_door():
+    loaded = loaded_after_importing(package_modules("control_api"))
+    assert "control_api.routes" in loaded
+    assert under(loaded, "mcp_server") == []
