@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.agent_view.observation import Observation
+from engine.agent_view.observation import Observation, page_text
 from engine.agent_view.port import AgentStepResult, OracleReply, Screen
 from engine.episode import Episode
 from engine.records import StepRecord
@@ -38,21 +38,33 @@ class AgentSession:
     async def observe(self, screenshot: bool = False) -> Screen:
         def job(episode: Episode) -> Screen:
             observation, image = episode.observe(screenshot)
+            episode.transcript.note("observe", {"screenshot": screenshot}, page_text(observation), False, None)
             return Screen(observation=observation, image_png=image)
 
         return await self._manager.run_for_agent(self._episode_id, job)
 
     async def act(self, tool: str, arguments: dict[str, Any]) -> AgentStepResult:
         def job(episode: Episode) -> tuple[Observation, StepRecord]:
-            return episode.step(tool, arguments)
+            observation, record = episode.step(tool, arguments)
+            text = page_text(observation, record.error)
+            episode.transcript.note(tool, record.arguments, text, record.error is not None, record.index)
+            return observation, record
 
         observation, record = await self._manager.run_for_agent(self._episode_id, job)
         self._manager.after_step(self._episode_id, record)
         return AgentStepResult(observation=observation, error=record.error)
 
-    async def consult_oracle(self, question: str) -> OracleReply:
+    async def consult_oracle(self, arguments: dict[str, Any]) -> OracleReply:
         def job(episode: Episode) -> tuple[str, StepRecord]:
-            return episode.ask_oracle(question)
+            question = arguments.get("question")
+            if set(arguments) != {"question"} or not isinstance(question, str):
+                # Malformed: parsed, refused and recorded by the episode like any invalid action.
+                _observation, record = episode.step("ask_oracle", arguments)
+                answer = record.error or "Invalid arguments for ask_oracle."
+            else:
+                answer, record = episode.ask_oracle(question)
+            episode.transcript.note("ask_oracle", record.arguments, answer, not record.valid, record.index)
+            return answer, record
 
         answer, record = await self._manager.run_for_agent(self._episode_id, job)
         self._manager.after_step(self._episode_id, record)

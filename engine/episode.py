@@ -44,6 +44,7 @@ from engine.step_records import (
 )
 from engine.task_session import TaskSession
 from engine.termination import StepCounters, action_signature, counted, oracle_budget_exceeded, termination_reason
+from engine.transcript import Transcript
 from engine.worker import BrowserWorker
 from tasks.registry import TaskContext, TaskSpec
 
@@ -99,6 +100,7 @@ class Episode:
         self.browser = BrowserSession(config, spec.secret_selector, lambda: self.step_index + 1)
         self._recorder = MediaRecorder(self.recording)
         self._records: list[StepRecord] = []
+        self.transcript = Transcript()
         self._task: TaskSession | None = None
         self._oracle = OracleDesk(oracle, limits.oracle_budget)
         # Nobody else holds the episode yet: this first snapshot is published by its maker.

@@ -39,8 +39,8 @@ from mcp.types import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.agent_view.actions import ACTION_NAMES, Action, describe_validation_error, parse_action
-from engine.agent_view.observation import Observation
+from engine.agent_view.actions import ACTION_NAMES, Action, describe_validation_error
+from engine.agent_view.observation import Observation, page_text
 from engine.agent_view.port import AgentPort, AgentStepResult, EpisodeOverError
 
 logger = logging.getLogger(__name__)
@@ -207,10 +207,7 @@ def observation_result(
     observation: Observation, error: str | None = None, image: bytes | None = None
 ) -> CallToolResult:
     """The page as text plus the same observation as structured content."""
-    text = observation.to_text()
-    if error is not None:
-        text = f"Error: {error}\n\n{text}"
-    content: list[ContentBlock] = [TextContent(type="text", text=text)]
+    content: list[ContentBlock] = [TextContent(type="text", text=page_text(observation, error))]
     if image is not None:
         content.append(ImageContent(type="image", data=base64.b64encode(image).decode("ascii"), mime_type="image/png"))
     return CallToolResult(
@@ -257,13 +254,8 @@ def action_handler(name: str) -> Handler:
 
 
 async def ask_oracle(port: AgentPort, arguments: dict[str, Any]) -> CallToolResult:
-    try:
-        parse_action("ask_oracle", arguments)
-    except ValidationError:
-        # Malformed: the engine parses it again, so the invalid step is recorded.
-        result = await port.act("ask_oracle", arguments)
-        return error_result(result.error or "Invalid arguments for ask_oracle.")
-    reply = await port.consult_oracle(arguments["question"])
+    # The engine parses the arguments: a malformed question is a recorded invalid step.
+    reply = await port.consult_oracle(arguments)
     if reply.refused:
         return error_result(reply.answer)
     return CallToolResult(content=[TextContent(type="text", text=reply.answer)])

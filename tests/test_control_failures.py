@@ -76,7 +76,7 @@ class PrivateServer(PrivateControlServer):
         return self.run(self.session(token).observe()).observation
 
     def ask(self, token: str, question: str) -> str:
-        return self.run(self.session(token).consult_oracle(question)).answer
+        return self.run(self.session(token).consult_oracle({"question": question})).answer
 
 
 @pytest.fixture(scope="module")

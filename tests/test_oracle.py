@@ -125,7 +125,7 @@ class OracleHarness(EngineHarness):
         return created
 
     def ask(self, created: CreatedEpisode, question: str) -> str:
-        return self.run(self.session(created.agent_token).consult_oracle(question)).answer
+        return self.run(self.session(created.agent_token).consult_oracle({"question": question})).answer
 
     def act(self, created: CreatedEpisode, tool: str, **arguments: Any) -> AgentStepResult:
         return self.run(self.session(created.agent_token).act(tool, arguments))

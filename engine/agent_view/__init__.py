@@ -14,7 +14,7 @@ every module of `mcp_server` in a fresh interpreter and checks that nothing else
 the engine, and nothing of the trainer's side, comes with them.
 """
 
-from engine.agent_view.observation import Element, Observation, Tab
+from engine.agent_view.observation import Element, Observation, Tab, page_text
 from engine.agent_view.port import AgentPort, AgentStepResult, EpisodeOverError, OracleReply, Screen
 
 __all__ = [
@@ -26,4 +26,5 @@ __all__ = [
     "OracleReply",
     "Screen",
     "Tab",
+    "page_text",
 ]

@@ -87,3 +87,14 @@ class Observation(BaseModel):
         if self.truncated:
             lines.append("  ... (page truncated to the size cap)")
         return "\n".join(lines)
+
+
+def page_text(observation: Observation, error: str | None = None) -> str:
+    """A page-returning tool's text result, exactly as the agent reads it.
+
+    The door puts this in the tool result and the engine keeps the same text in the
+    episode's transcript (the agent's side of the episode, for training data), so the
+    two can never disagree.
+    """
+    text = observation.to_text()
+    return text if error is None else f"Error: {error}\n\n{text}"

@@ -32,7 +32,7 @@ class AgentStepResult:
 
 @dataclass(frozen=True)
 class OracleReply:
-    """What an agent gets back from ask_oracle: a hint, or why there is none."""
+    """What an agent gets back from ask_oracle: a hint, or why there is none (`refused`)."""
 
     answer: str
     refused: bool
@@ -71,6 +71,8 @@ class AgentPort(Protocol):
         with an error the model can act on."""
         ...
 
-    async def consult_oracle(self, question: str) -> OracleReply:
-        """Ask the operator's oracle for a hint; a step, charged against the oracle budget."""
+    async def consult_oracle(self, arguments: dict[str, Any]) -> OracleReply:
+        """Ask the operator's oracle for a hint (`arguments` as the agent sent them, with its
+        `question`); a step, charged against the oracle budget. Malformed arguments are a
+        recorded invalid step, answered as a refusal that says what was wrong."""
         ...
