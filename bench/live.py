@@ -4,7 +4,9 @@
 `safebrowse serve` composes it (`SafebrowseServer`); `start_server_process`
 runs `safebrowse serve` itself as a child process, as it is deployed, so the
 benchmark's clients share no interpreter (and no GIL) with it. Either way the
-clients reach it only over HTTP, like a trainer and an agent on the same host.
+clients reach it only over HTTP, like a trainer and an agent on the same host, and
+the server records its episodes in a temporary data dir of its own, removed when it
+stops (a benchmark never writes to the user's book).
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import asyncio
 import concurrent.futures
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.config import EngineConfig
 from safebrowse.loop import BackgroundLoop
@@ -55,6 +60,11 @@ class LiveServer:
             self.task.result(STOP_TIMEOUT_S)
         finally:
             self.loop.close()
+            shutil.rmtree(self.server.settings.data_dir, ignore_errors=True)
+
+
+def temporary_data_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="safebrowse-bench-"))
 
 
 def start_server(**engine_overrides: object) -> LiveServer:
@@ -64,6 +74,7 @@ def start_server(**engine_overrides: object) -> LiveServer:
         mcp_port=0,
         control_port=0,
         control_token="ctl_" + secrets.token_urlsafe(24),
+        data_dir=temporary_data_dir(),
         engine=EngineConfig(**engine_overrides),  # type: ignore[arg-type]
     )
 
@@ -97,6 +108,7 @@ class ServerProcess:
     mcp_url: str
     control_url: str
     control_token: str
+    data_dir: Path
 
     @property
     def pid(self) -> int:
@@ -110,6 +122,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def _free_port() -> int:
@@ -122,18 +135,21 @@ def start_server_process(workers: int | None = None, max_warm_contexts: int | No
     """Start `python -m safebrowse.cli serve` on free loopback ports and wait for its health check."""
     mcp_port, control_port = _free_port(), _free_port()
     token = "ctl_" + secrets.token_urlsafe(24)
+    data_dir = temporary_data_dir()
     command = [sys.executable, "-m", "safebrowse.cli", "--log-level", "WARNING", "serve",
                "--port", str(mcp_port), "--control-port", str(control_port)]
     if workers:
         command += ["--workers", str(workers)]
-    env = {**os.environ, "SAFEBROWSE_CONTROL_TOKEN": token}
+    env = {**os.environ, "SAFEBROWSE_CONTROL_TOKEN": token, "SAFEBROWSE_DATA_DIR": str(data_dir)}
     if max_warm_contexts is not None:
         env["SAFEBROWSE_MAX_WARM_CONTEXTS"] = str(max_warm_contexts)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    server = ServerProcess(process, f"http://127.0.0.1:{mcp_port}/mcp", f"http://127.0.0.1:{control_port}", token)
+    server = ServerProcess(process, f"http://127.0.0.1:{mcp_port}/mcp", f"http://127.0.0.1:{control_port}", token,
+                           data_dir)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         if process.poll() is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
             raise RuntimeError(f"safebrowse serve exited with status {process.returncode} while starting")
         try:
             with urllib.request.urlopen(server.control_url + "/v1/health", timeout=2) as answer:

@@ -23,13 +23,20 @@ from starlette.routing import Route
 from control_api.auth import BearerAuth
 from control_api.body import MAX_BODY_BYTES, BodySizeLimit
 from control_api.curriculum import Curriculum
-from control_api.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from control_api.errors import (
+    ApiError,
+    handle_api_error,
+    handle_book_write_error,
+    handle_http_exception,
+    handle_unexpected,
+)
 from control_api.metrics import CountResponses
 from control_api.openapi import Operation, build_openapi
 from control_api.routes import OPERATIONS
 from control_api.schemas import CurriculumPolicy
 from control_api.state import ControlState
 from control_api.viewer import viewer_routes
+from engine.book import BookWriteError
 from engine.manager import EpisodeManager
 from safebrowse import __version__
 
@@ -58,6 +65,7 @@ def build_app(
     `curriculum` sets the thresholds of `difficulty: "auto"` (the defaults otherwise).
     """
     state = ControlState(manager=manager, mcp_url=mcp_url, curriculum=Curriculum(curriculum))
+    state.restore()
     manager.on_step.append(state.metrics.on_step)
     manager.on_end.append(state.curriculum.on_end)
     app = Starlette(
@@ -69,6 +77,7 @@ def build_app(
         ],
         exception_handlers={
             ApiError: handle_api_error,
+            BookWriteError: handle_book_write_error,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },

@@ -5,8 +5,8 @@ The policy, per task, over the task's declared difficulties (easiest first):
 - Every ended episode of the task counts once, at the difficulty it ran at, in that
   level's window: its last `window` results. `success` counts as a success; any other
   failure reason counts as a failure, except `none` (closed while still running: the
-  trainer abandoned it) and `browser_error` (the browser failed, not the agent), which
-  do not count.
+  trainer abandoned it), `browser_error` (the browser failed, not the agent) and
+  `server_restart` (the server died while it ran), which do not count.
 - A task starts at its first (easiest) difficulty.
 - When a result lands at the task's current level and that level's window is full, the
   level moves up one if the window's success rate is at least `promote_at`, or down one
@@ -15,9 +15,12 @@ The policy, per task, over the task's declared difficulties (easiest first):
   window of results.
 
 Results of episodes created with an explicit difficulty count too: they say how the
-trainer's agent does at that level. The state lives in memory and starts over when
-the server restarts. It is fed by `EpisodeManager.on_end`, so every way an episode can
-end (a step, the trainer's end, the idle reaper, a browser fault) is seen exactly once.
+trainer's agent does at that level. The state lives in memory, fed by
+`EpisodeManager.on_end`, so every way an episode can end (a step, the trainer's end,
+the idle reaper, a browser fault) is seen exactly once. A server that starts on an
+episode book rebuilds it by replaying the book's ended episodes in the order they
+ended (`ControlState.restore`), so a restart neither forgets nor double-counts a
+result the book still holds.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from dataclasses import dataclass, field
 
 from control_api.schemas import CurriculumLevel, CurriculumPolicy, CurriculumResponse, CurriculumTask
 from engine.episode import Episode
-from engine.records import FailureReason
+from engine.records import EpisodeState, FailureReason
 
 AUTO = "auto"
-UNCOUNTED = frozenset({FailureReason.NONE, FailureReason.BROWSER_ERROR})
+UNCOUNTED = frozenset({FailureReason.NONE, FailureReason.BROWSER_ERROR, FailureReason.SERVER_RESTART})
 
 
 @dataclass
@@ -82,11 +85,13 @@ class Curriculum:
 
     def on_end(self, episode: Episode) -> None:
         """`EpisodeManager.on_end` callback: reads the snapshot the ending job published."""
-        state = episode.snapshot.state
+        self.count(episode.spec.difficulties, episode.snapshot.state)
+
+    def count(self, difficulties: tuple[str, ...], state: EpisodeState) -> None:
+        """Count an ended episode of a task with these difficulties, unless its reason does not count."""
         if state.failure_reason in UNCOUNTED:
             return
-        self.record(episode.spec.id, episode.spec.difficulties, state.difficulty,
-                    state.failure_reason is FailureReason.SUCCESS)
+        self.record(state.task_id, difficulties, state.difficulty, state.failure_reason is FailureReason.SUCCESS)
 
     def snapshot(self) -> CurriculumResponse:
         tasks = [

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from control_api.schemas import ErrorResponse, FieldError
+from engine.book import BookWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,16 @@ async def handle_api_error(request: Request, exc: Exception) -> Response:
         exc.body.model_dump_json(exclude_none=True), status_code=exc.status,
         media_type="application/json", headers=exc.headers,
     )
+
+
+async def handle_book_write_error(request: Request, exc: Exception) -> Response:
+    """The episode book refused a write: 507 `book_full` when the disk (or the book's size cap)
+    is full, else 503 `book_unavailable`. The episode stays in memory; nothing recorded is lost."""
+    assert isinstance(exc, BookWriteError)
+    logger.warning("control API %s %s: %s", request.method, request.url.path, exc)
+    if exc.full:
+        return error_response(507, "book_full", f"{exc} Free space in the server's data dir.")
+    return error_response(503, "book_unavailable", str(exc), headers={"Retry-After": "5"})
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:

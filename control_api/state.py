@@ -3,12 +3,21 @@
 Reward weights belong to the trainer door, not to the engine: the engine records
 what happened, and this door scores it with the weights its trainer chose. The
 curriculum behind `difficulty: "auto"` is the trainer's too.
+
+Both outlive the process with the episodes: what the trainer chose at creation is
+kept with the episode in the engine's episode book as its "trainer data"
+(`{"reward_weights": {...}, "auto_difficulty": bool}`), so rewards read after a
+restart are scored with the same weights, and the curriculum is rebuilt from the
+outcomes the book holds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
 
 from control_api.curriculum import Curriculum
@@ -17,6 +26,24 @@ from engine.manager import EpisodeManager
 from engine.reward import RewardWeights
 
 DEFAULT_WEIGHTS = RewardWeights()
+REWARD_WEIGHTS = "reward_weights"
+AUTO_DIFFICULTY = "auto_difficulty"
+
+
+def trainer_data(weights: RewardWeights, auto_difficulty: bool) -> dict[str, Any]:
+    """What this door keeps with an episode, as JSON."""
+    return {REWARD_WEIGHTS: weights.model_dump(mode="json"), AUTO_DIFFICULTY: auto_difficulty}
+
+
+def weights_in(data: Mapping[str, Any]) -> RewardWeights:
+    """The weights kept in an episode's trainer data; the defaults if there are none (stdio)."""
+    chosen = data.get(REWARD_WEIGHTS)
+    if not isinstance(chosen, Mapping):
+        return DEFAULT_WEIGHTS
+    try:
+        return RewardWeights.model_validate(chosen)
+    except ValidationError:
+        return DEFAULT_WEIGHTS
 
 
 @dataclass
@@ -28,19 +55,35 @@ class ControlState:
     curriculum: Curriculum = field(default_factory=Curriculum)
     auto_difficulty: set[str] = field(default_factory=set)
 
+    def restore(self) -> None:
+        """Take up what the manager remembers of earlier episodes (an earlier run's, from the
+        book): each episode's weights and how its difficulty was chosen, and the curriculum's
+        history, replayed in the order the episodes ended."""
+        for episode_id, data in self.manager.trainer_data_items():
+            if REWARD_WEIGHTS in data:
+                self.weights[episode_id] = weights_in(data)
+            if data.get(AUTO_DIFFICULTY) is True:
+                self.auto_difficulty.add(episode_id)
+        registry = self.manager.registry
+        for state in self.manager.history():
+            if state.task_id in registry:
+                self.curriculum.count(registry.get(state.task_id).difficulties, state)
+
     def weights_for(self, episode_id: str) -> RewardWeights:
         """The episode's weights; episodes created elsewhere (stdio) get the defaults."""
         return self.weights.get(episode_id, DEFAULT_WEIGHTS)
 
     def remember(self, episode_id: str, weights: RewardWeights, auto_difficulty: bool) -> None:
-        """Keep what the trainer chose at creation, forgetting episodes the manager no longer holds."""
-        known = {episode.id for episode in self.manager.episodes()}
+        """Keep what the trainer chose at creation, with the episode in the book, and forget
+        episodes the manager no longer holds. Raises `BookWriteError` if the book refuses it."""
+        known = self.manager.episode_ids()
         for stale in [eid for eid in self.weights if eid not in known]:
             del self.weights[stale]
         self.auto_difficulty &= known
         self.weights[episode_id] = weights
         if auto_difficulty:
             self.auto_difficulty.add(episode_id)
+        self.manager.keep_trainer_data(episode_id, trainer_data(weights, auto_difficulty))
 
 
 def control_state(request: Request) -> ControlState:

@@ -8,6 +8,15 @@ every job ends by publishing the episode's `EpisodeSnapshot` (in a `finally`, so
 a failing job publishes too). Everything the manager reads on the event loop
 (states, trajectories, idle times, the per-worker episode counts it keeps) comes
 from those snapshots or from its own event-loop bookkeeping.
+
+With an episode book (`engine.book`), every job also ends by writing what it
+changed to the book, on the worker thread, right after the snapshot is published
+and before anyone is answered: a step an agent has been answered for is on disk.
+A job whose write fails answers with `BookWriteError` instead of its result (the
+episode keeps its state in memory, and its next job writes it all first). The
+manager then holds live episodes (and the last few closed ones) in memory and
+reads every other episode from the book: those closed earlier, and those of
+earlier server runs on the same book.
 """
 
 from __future__ import annotations
@@ -19,14 +28,16 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from engine.agent_session import AgentSession
 from engine.agent_view.observation import Observation
-from engine.agent_view.port import EpisodeOverError
+from engine.agent_view.port import EpisodeOverError, StepNotRecordedError
 from engine.assets import AssetServer, miniwob_html_dir
+from engine.book import BookSummary, BookWriteError, EpisodeBook
+from engine.book.cursor import BookCursor
 from engine.config import EngineConfig
 from engine.episode import Episode, EpisodeClosedError, Oracle
 from engine.recorder import Recording
@@ -39,10 +50,15 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_SEED = 2**31 - 1
+# Without a book: closed episodes kept in memory (newest), and how many of them keep their
+# recorded screenshots and observation texts (their step records stay). With a book, these
+# are the book's retention defaults (`EpisodeBook.open`).
 CLOSED_EPISODES_KEPT = 1_000
-# Closed episodes past this many (newest kept) lose their recorded screenshots and
-# observation texts; their step records stay.
 RECORDINGS_KEPT = 100
+# With a book: closed episodes kept whole in memory (newest), and snapshots read back from the
+# book kept for the next read (their media stay on disk until asked for).
+CLOSED_EPISODES_CACHED = 16
+BOOK_SNAPSHOTS_CACHED = 32
 
 
 class EpisodeNotFoundError(KeyError):
@@ -73,13 +89,24 @@ class EpisodeManager:
         config: EngineConfig,
         registry: TaskRegistry,
         oracle_factory: Callable[[TaskSpec], Oracle | None] | None = None,
+        book: EpisodeBook | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
         self.assets = AssetServer(config.asset_host, config.asset_port)
         self.pool = WorkerPool(config, self.assets.origin)
+        self.book = book
+        """Where every episode is recorded (None: episodes live in memory only). The manager
+        closes it when it stops."""
         self._oracle_factory = oracle_factory
         self._episodes: OrderedDict[str, Episode] = OrderedDict()
+        # What the book holds of each live episode (only with a book).
+        self._cursors: dict[str, BookCursor] = {}
+        # Episodes read from the book rather than held live: closed earlier, or of an earlier run.
+        self._archived: dict[str, BookSummary] = {}
+        self._book_snapshots: OrderedDict[str, EpisodeSnapshot] = OrderedDict()
+        self._trainer_data: dict[str, Mapping[str, Any]] = {}
+        self._history: list[EpisodeState] = []
         self._tokens: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         # Episodes holding a slot on their worker (`WorkerPool.pick`) until their close job returns.
@@ -94,6 +121,8 @@ class EpisodeManager:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.book is not None:
+            self._load_book(self.book)
         self.assets.mount("/", miniwob_html_dir())
         for spec in self.registry:
             for prefix, folder in spec.asset_mounts:
@@ -112,6 +141,15 @@ class EpisodeManager:
                 logger.exception("closing episode %s failed", episode_id)
         await self.pool.stop()
         self.assets.stop()
+        if self.book is not None:
+            self.book.close()
+
+    def _load_book(self, book: EpisodeBook) -> None:
+        """Know every episode the book holds (states only; steps are read when asked for)."""
+        summaries = book.summaries()
+        self._archived = {summary.state.episode_id: summary for summary in summaries}
+        ended = [summary for summary in summaries if summary.ended_at is not None]
+        self._history = [summary.state for summary in sorted(ended, key=lambda summary: summary.ended_at or 0.0)]
 
     # -- trainer side --------------------------------------------------------------------
 
@@ -127,7 +165,7 @@ class EpisodeManager:
         """Set a new episode up (a reset). `observe=False` skips the first observation,
         for callers that do not show it (`CreatedEpisode.observation` is then None)."""
         spec = self.registry.get(task_id)
-        running = sum(1 for state in self.states() if state.status is EpisodeStatus.RUNNING)
+        running = sum(1 for episode in self._episodes.values() if episode.running)
         if running >= self.config.max_open_episodes:
             raise TooManyEpisodesError(
                 f"{self.config.max_open_episodes} episodes are open; close one before creating another"
@@ -151,9 +189,12 @@ class EpisodeManager:
         except BaseException:
             self.pool.release(worker)
             raise
+        cursor = BookCursor() if self.book is not None else None
+        if cursor is not None:
+            episode.transcript.keep()
         try:
             observation = await asyncio.wait_for(
-                self._run_job(episode, lambda episode: episode.setup(observe)), timeout=self.config.setup_timeout_s + 5
+                self._run_job(episode, self._setting_up(observe, cursor)), timeout=self.config.setup_timeout_s + 5
             )
         except BaseException as error:
             # The slot is given back when the close job returns, whenever that is.
@@ -163,10 +204,17 @@ class EpisodeManager:
                 # it, and the caller is answered now, not whenever that code returns.
                 reason = f"it did not finish within {self.config.setup_timeout_s + 5:g} s"
             else:
-                await asyncio.shield(asyncio.wrap_future(closing))
+                try:
+                    await asyncio.shield(asyncio.wrap_future(closing))
+                except Exception:  # noqa: BLE001 - the setup's own error is the one to report
+                    logger.exception("closing episode %s after its failed setup failed", episode.id)
                 reason = f"{type(error).__name__}: {error}"
+            if isinstance(error, BookWriteError):
+                raise error  # the book is full, not the task broken: nothing of the episode is kept
             raise EpisodeSetupError(f"setup of {task_id!r} failed: {reason}") from error
         token = secrets.token_urlsafe(32)
+        if cursor is not None:
+            self._cursors[episode.id] = cursor
         self._episodes[episode.id] = episode
         self._slots.add(episode.id)
         self._tokens[token] = episode.id
@@ -174,43 +222,150 @@ class EpisodeManager:
         self._forget_old()
         return CreatedEpisode(episode.id, token, spec.id, episode.snapshot.state.goal, observation)
 
+    def _setting_up(self, observe: bool, cursor: BookCursor | None) -> Callable[[Episode], Observation | None]:
+        """The setup job: set the episode up and, with a book, record it before anyone hears of it.
+
+        The cursor joins the episode only once setup has succeeded, so a failed setup leaves
+        nothing in the book."""
+        book = self.book
+
+        def job(episode: Episode) -> Observation | None:
+            observation = episode.setup(observe)
+            if cursor is not None and book is not None:
+                episode.publish()
+                cursor.save(book, episode.snapshot, episode.transcript.drain())
+            return observation
+
+        return job
+
     def get(self, episode_id: str) -> Episode:
+        """The live episode (held in memory with its browser context, or closed a moment ago)."""
         try:
             return self._episodes[episode_id]
         except KeyError:
             raise EpisodeNotFoundError(episode_id) from None
 
     def snapshot(self, episode_id: str) -> EpisodeSnapshot:
-        """The episode as its last job left it: state, records and media of one moment."""
-        return self.get(episode_id).snapshot
+        """The episode as its last job left it: state, records and media of one moment.
+
+        Raises `BookWriteError` while that moment could not be recorded (the book is full):
+        a reader is not shown what a restart would lose."""
+        cursor = self._cursors.get(episode_id)
+        failure = cursor.failure if cursor is not None else None
+        if failure is not None:
+            raise BookWriteError(failure.episode_id, failure.reason, full=failure.full)
+        return self._snapshot(episode_id)
 
     def state(self, episode_id: str) -> EpisodeState:
-        return self.get(episode_id).snapshot.state
+        episode = self._episodes.get(episode_id)
+        if episode is not None:
+            return episode.snapshot.state
+        return self._summary(episode_id).state
 
     def trajectory(self, episode_id: str) -> list[StepRecord]:
-        return list(self.get(episode_id).snapshot.records)
+        return list(self._snapshot(episode_id).records)
 
     def states(self) -> list[EpisodeState]:
-        """Every remembered episode's state, oldest first (for listings and metrics)."""
-        return [episode.snapshot.state for episode in self._episodes.values()]
+        """Every remembered episode's state (live, and in the book), oldest first (for listings
+        and metrics)."""
+        states = [summary.state for summary in self._archived.values()]
+        states += [episode.snapshot.state for episode in self._episodes.values()]
+        return sorted(states, key=lambda state: state.created_at)
 
     def episodes(self) -> list[Episode]:
+        """The live episodes (those held in memory)."""
         return list(self._episodes.values())
 
+    def episode_ids(self) -> set[str]:
+        """Every remembered episode, live or in the book."""
+        return {*self._episodes, *self._archived}
+
+    def history(self) -> list[EpisodeState]:
+        """The ended episodes the book held when the manager started, in the order they ended."""
+        return list(self._history)
+
+    def trainer_data(self, episode_id: str) -> Mapping[str, Any]:
+        """What the trainer's door keeps with the episode (`keep_trainer_data`); empty if nothing."""
+        summary = self._archived.get(episode_id)
+        if summary is not None:
+            return summary.trainer_data
+        return self._trainer_data.get(episode_id, {})
+
+    def trainer_data_items(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Every remembered episode's trainer data."""
+        for episode_id, summary in self._archived.items():
+            yield episode_id, summary.trainer_data
+        yield from self._trainer_data.items()
+
+    def keep_trainer_data(self, episode_id: str, data: Mapping[str, Any]) -> None:
+        """Keep a small JSON dict of the trainer's door with a live episode (its reward weights),
+        written to the book now, so that it outlives the process as the episode does.
+
+        Raises `BookWriteError` if the book refuses it; the episode is then closed, since no
+        one will be told of it."""
+        self.get(episode_id)
+        self._trainer_data[episode_id] = dict(data)
+        if self.book is None:
+            return
+        try:
+            self.book.set_trainer_data(episode_id, data)
+        except BookWriteError:
+            asyncio.get_running_loop().create_task(self._close_quietly(episode_id, "trainer"))
+            raise
+
     async def close(self, episode_id: str, by: ClosedBy = "trainer") -> EpisodeState:
-        episode = self.get(episode_id)
-        await self._serialized(episode_id, lambda episode: episode.close(by), then=lambda: self._free_slot(episode))
-        self._tokens = {t: e for t, e in self._tokens.items() if e != episode_id}
+        """Close the episode's browser context; a closed episode (or one in the book) stays as it is.
+
+        The context is closed even while the book refuses writes (the caller then gets
+        `BookWriteError`), so a full disk never keeps browsers open."""
+        episode = self._episodes.get(episode_id)
+        if episode is None:
+            return self._summary(episode_id).state
+        try:
+            await self._serialized(episode_id, lambda episode: episode.close(by), then=lambda: self._free_slot(episode),
+                                   record_first=False)
+        finally:
+            self._tokens = {t: e for t, e in self._tokens.items() if e != episode_id}
         return episode.snapshot.state
 
     async def end(self, episode_id: str, reason: FailureReason) -> EpisodeState:
+        if episode_id not in self._episodes:
+            return self._summary(episode_id).state  # in the book: closed already
         await self._serialized(episode_id, lambda episode: episode.end(reason))
         return self.get(episode_id).snapshot.state
 
     async def screenshot(self, episode_id: str) -> bytes:
         """A PNG of the episode's page as it is now, while its context is open (running or
         ended). Raises EpisodeClosedError once it is closed. Not a step."""
+        if episode_id not in self._episodes:
+            self._summary(episode_id)
+            raise EpisodeClosedError(episode_id)
         return await self._serialized(episode_id, lambda episode: episode.screenshot())
+
+    def _snapshot(self, episode_id: str) -> EpisodeSnapshot:
+        """The live episode's snapshot, or the book's (kept for the next read)."""
+        episode = self._episodes.get(episode_id)
+        if episode is not None:
+            return episode.snapshot
+        cached = self._book_snapshots.get(episode_id)
+        if cached is not None:
+            self._book_snapshots.move_to_end(episode_id)
+            return cached
+        self._summary(episode_id)
+        snapshot = self.book.snapshot(episode_id) if self.book is not None else None
+        if snapshot is None:  # pruned a moment ago
+            self._forget(episode_id)
+            raise EpisodeNotFoundError(episode_id)
+        self._book_snapshots[episode_id] = snapshot
+        while len(self._book_snapshots) > BOOK_SNAPSHOTS_CACHED:
+            self._book_snapshots.popitem(last=False)
+        return snapshot
+
+    def _summary(self, episode_id: str) -> BookSummary:
+        try:
+            return self._archived[episode_id]
+        except KeyError:
+            raise EpisodeNotFoundError(episode_id) from None
 
     # -- agent side ----------------------------------------------------------------------
 
@@ -230,17 +385,19 @@ class EpisodeManager:
         return AgentSession(self, episode_id)
 
     async def _serialized(
-        self, episode_id: str, job: Callable[[Episode], T], then: Callable[[], None] | None = None
+        self, episode_id: str, job: Callable[[Episode], T], then: Callable[[], None] | None = None,
+        record_first: bool = True,
     ) -> T:
         """Run `job` on the episode's worker after the episode's earlier jobs; `then` runs on the
-        event loop once the job has returned, even if the caller stopped waiting for it."""
+        event loop once the job has returned, even if the caller stopped waiting for it.
+        `record_first`: see `_submit_job`."""
         episode = self.get(episode_id)
         ended = False
         try:
             async with self._locks[episode_id]:
                 was_running = episode.snapshot.state.status is EpisodeStatus.RUNNING
                 try:
-                    result = await self._run_job(episode, job, then)
+                    result = await self._run_job(episode, job, then, record_first)
                 finally:
                     ended = was_running and episode.snapshot.state.status is not EpisodeStatus.RUNNING
         finally:
@@ -249,20 +406,32 @@ class EpisodeManager:
         return result
 
     async def _run_job(
-        self, episode: Episode, job: Callable[[Episode], T], then: Callable[[], None] | None = None
+        self, episode: Episode, job: Callable[[Episode], T], then: Callable[[], None] | None = None,
+        record_first: bool = True,
     ) -> T:
-        return await asyncio.wrap_future(self._submit_job(episode, job, then))
+        return await asyncio.wrap_future(self._submit_job(episode, job, then, record_first))
 
     def _submit_job(
-        self, episode: Episode, job: Callable[[Episode], T], then: Callable[[], None] | None = None
+        self, episode: Episode, job: Callable[[Episode], T], then: Callable[[], None] | None = None,
+        record_first: bool = True,
     ) -> concurrent.futures.Future[T]:
-        """Queue `job` on the episode's worker; the job ends by publishing the episode's snapshot."""
+        """Queue `job` on the episode's worker; the job ends by publishing the episode's snapshot
+        and, with a book, writing what changed (a failed write fails the job with BookWriteError).
+
+        While an earlier write of the episode has failed, the job first writes what is pending;
+        if that fails too, the job does not run (`record_first`; a close runs regardless, so a
+        full disk never keeps a browser context open)."""
+        book, cursor = self.book, self._cursors.get(episode.id)
 
         def published(_worker: BrowserWorker) -> T:
+            if book is not None and cursor is not None and record_first and cursor.failure is not None:
+                cursor.save(book, episode.snapshot, episode.transcript.drain())
             try:
                 return job(episode)
             finally:
                 episode.publish()
+                if book is not None and cursor is not None:
+                    cursor.save(book, episode.snapshot, episode.transcript.drain())
 
         future = episode.worker.submit(published)
         if then is not None:
@@ -293,6 +462,9 @@ class EpisodeManager:
             return await self._serialized(episode_id, job)
         except EpisodeNotFoundError:
             raise EpisodeOverError() from None
+        except BookWriteError as error:
+            logger.warning("%s", error)
+            raise StepNotRecordedError() from None
 
     def after_step(self, episode_id: str, record: StepRecord) -> None:
         """Tell the step observers (metrics) about a step an agent took."""
@@ -312,8 +484,71 @@ class EpisodeManager:
         if episode.id in self._slots and episode.snapshot.state.status is EpisodeStatus.CLOSED:
             self._slots.discard(episode.id)
             self.pool.release(episode.worker)
+            self._archive_closed()
+
+    def _archive_closed(self) -> None:
+        """With a book: closed episodes past the newest few, all recorded, are read from the book
+        from now on; their Episode objects (records, media, browser session) are let go."""
+        if self.book is None:
+            return
+        closed = [episode for episode in self._episodes.values()
+                  if episode.snapshot.state.status is EpisodeStatus.CLOSED and episode.id not in self._slots
+                  and self._recorded(episode.id)]
+        for episode in closed[: max(0, len(closed) - CLOSED_EPISODES_CACHED)]:
+            snapshot = episode.snapshot
+            self._archived[episode.id] = BookSummary(snapshot.state, snapshot.recording,
+                                                     self._trainer_data.get(episode.id, {}), ended_at=None)
+            self._drop_live(episode.id)
+
+    def _recorded(self, episode_id: str) -> bool:
+        cursor = self._cursors.get(episode_id)
+        return cursor is not None and cursor.failure is None
+
+    def _drop_live(self, episode_id: str) -> None:
+        self._episodes.pop(episode_id, None)
+        self._locks.pop(episode_id, None)
+        self._cursors.pop(episode_id, None)
+        self._trainer_data.pop(episode_id, None)
+
+    def _forget(self, episode_id: str) -> None:
+        """The book no longer holds the episode (pruned): nothing of it is kept."""
+        self._archived.pop(episode_id, None)
+        self._book_snapshots.pop(episode_id, None)
+        episode = self._episodes.get(episode_id)
+        if episode is not None and episode.snapshot.state.status is EpisodeStatus.CLOSED:
+            self._drop_live(episode_id)
+
+    async def _close_quietly(self, episode_id: str, by: ClosedBy) -> None:
+        try:
+            await self.close(episode_id, by=by)
+        except Exception as error:  # noqa: BLE001 - logged; the reaper retries what is left
+            logger.warning("closing episode %s: %s", episode_id, error)
+
+    async def _keep_the_book(self) -> None:
+        """Housekeeping of the book: write what failed before, then apply the retention limits."""
+        book = self.book
+        if book is None:
+            return
+        for episode_id in [eid for eid, cursor in self._cursors.items() if cursor.failure is not None]:
+            if episode_id in self._episodes:
+                try:
+                    await self._serialized(episode_id, lambda episode: None)
+                except BookWriteError:
+                    pass  # still refused; tried again next time
+        self._archive_closed()
+        try:
+            pruned = await asyncio.to_thread(book.prune)
+        except Exception as error:  # noqa: BLE001 - a full disk may refuse even the deletes
+            logger.warning("pruning the episode book failed: %s", error)
+            return
+        for episode_id in pruned.removed:
+            self._forget(episode_id)
+        for episode_id in pruned.media_dropped:
+            self._book_snapshots.pop(episode_id, None)
 
     def _forget_old(self) -> None:
+        if self.book is not None:
+            return  # the book keeps closed episodes, within its own limits
         closed = [eid for eid, e in self._episodes.items() if e.snapshot.state.status is EpisodeStatus.CLOSED]
         for episode_id in closed[: max(0, len(closed) - CLOSED_EPISODES_KEPT)]:
             self._episodes.pop(episode_id, None)
@@ -336,8 +571,11 @@ class EpisodeManager:
                     logger.info("closing idle episode %s", episode.id)
                     try:
                         await self.close(episode.id, by="idle_timeout")
+                    except BookWriteError as error:
+                        logger.warning("%s", error)
                     except Exception:  # noqa: BLE001
                         logger.exception("reaping episode %s failed", episode.id)
+            await self._keep_the_book()
 
 
 def _dropping_media(episode: Episode) -> Callable[[BrowserWorker], None]:

@@ -37,6 +37,7 @@ class FailureReason(str, enum.Enum):
     TOO_MANY_INVALID_ACTIONS = "too_many_invalid_actions"
     CLIENT_STEP_CAP = "client_step_cap"
     LOW_PROGRESS_ABORT = "low_progress_abort"
+    SERVER_RESTART = "server_restart"
 
 
 class EpisodeLimits(BaseModel):
@@ -110,9 +111,10 @@ class StepRecord(BaseModel):
     failure_reason: FailureReason = FailureReason.NONE
 
 
-ClosedBy = Literal["trainer", "idle_timeout", "shutdown"]
+ClosedBy = Literal["trainer", "idle_timeout", "shutdown", "server_restart"]
 """Who closed an episode's browser context: the trainer (`DELETE /v1/episodes/{id}`), the
-idle reaper (no activity for the server's idle timeout), or the server shutting down."""
+idle reaper (no activity for the server's idle timeout), the server shutting down, or the
+next server on the same episode book, after the one that held the episode died."""
 
 
 class EpisodeState(BaseModel):

@@ -46,13 +46,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from engine.records import FailureReason, StepRecord
 
 # Terminal reasons that say nothing about the agent: the trainer cut the episode
-# short, the browser died, or the task's own code failed. No delayed penalty for these.
+# short, the browser died, the task's own code failed, or the server died while the
+# episode ran. No delayed penalty for these.
 NOT_AGENT_FAILURES = frozenset({
     FailureReason.NONE,
     FailureReason.SUCCESS,
     FailureReason.CLIENT_STEP_CAP,
     FailureReason.BROWSER_ERROR,
     FailureReason.TASK_VALIDATION_FAILED,
+    FailureReason.SERVER_RESTART,
 })
 MISTAKE_KINDS = frozenset({"invalid", "page"})
 TERM_NAMES: tuple[str, ...] = (

@@ -25,6 +25,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from control_api.schemas import CurriculumPolicy
+from engine.book import BookError, BookWriteError, EpisodeBook
+from engine.book.restart import settle_interrupted
 from engine.manager import EpisodeManager
 from engine.oracle import OracleFactory, build_oracle_factory
 from safebrowse import __version__
@@ -49,20 +51,55 @@ def resolve_control_token(settings: ServerSettings) -> tuple[str, Path | None]:
     return token, path
 
 
+def open_book(settings: ServerSettings) -> EpisodeBook:
+    """The episode book of `settings.data_dir`, ready to serve: episodes a killed server left
+    open are settled (`engine.book.restart`) and the retention limits applied.
+
+    Raises `BookError`, with a message for the operator, when the dir or the book cannot be used.
+    """
+    book = EpisodeBook.open(
+        settings.data_dir,
+        max_episodes=settings.book_max_episodes,
+        max_age_days=settings.book_max_age_days,
+        max_media_episodes=settings.book_max_media_episodes,
+        max_bytes=int(settings.book_max_mb * 1_000_000) if settings.book_max_mb is not None else None,
+    )
+    try:
+        settled = settle_interrupted(book)
+        book.prune(sweep=True)
+    except BookWriteError as error:
+        book.close()
+        raise BookError(f"the book in {settings.data_dir} cannot be written: {error.reason}") from None
+    except BaseException:
+        book.close()
+        raise
+    if settled:
+        logger.warning("%d episodes were open when the last server on %s stopped; they are closed "
+                       "(server_restart)", len(settled), settings.data_dir)
+    return book
+
+
 def build_manager(
     settings: ServerSettings, registry: TaskRegistry | None = None, oracle_factory: OracleFactory | None = None
 ) -> EpisodeManager:
-    """The room: browser workers, the task registry and the operator's oracle. Not started.
+    """The room: browser workers, the task registry, the operator's oracle and the episode book
+    (opened here, closed by the manager when it stops). Not started.
 
     The registry and the oracle come from the settings unless given: tests and
     benchmarks pass their own (test pages as tasks, a scripted oracle) and build the
-    rest exactly as `safebrowse serve` does.
+    rest exactly as `safebrowse serve` does. Raises `BookError` if the book cannot be used.
     """
-    return EpisodeManager(
-        settings.engine,
-        registry if registry is not None else default_registry(settings.engine.extra_tasks_dir),
-        oracle_factory=oracle_factory if oracle_factory is not None else build_oracle_factory(settings.oracle),
-    )
+    book = open_book(settings)
+    try:
+        return EpisodeManager(
+            settings.engine,
+            registry if registry is not None else default_registry(settings.engine.extra_tasks_dir),
+            oracle_factory=oracle_factory if oracle_factory is not None else build_oracle_factory(settings.oracle),
+            book=book,
+        )
+    except BaseException:
+        book.close()
+        raise
 
 
 def build_agent_app(manager: EpisodeManager, settings: ServerSettings) -> ASGIApp:
@@ -114,10 +151,15 @@ class SafebrowseServer:
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
-        self.control_token, self.token_path = resolve_control_token(settings)
-        self.manager = build_manager(settings)
-        self.mcp_socket = bound_socket(settings.host, settings.mcp_port)
-        self.control_socket = bound_socket(settings.control_host, settings.control_port)
+        self.manager = build_manager(settings)  # first: a data dir it cannot use stops everything here
+        try:
+            self.control_token, self.token_path = resolve_control_token(settings)
+            self.mcp_socket = bound_socket(settings.host, settings.mcp_port)
+            self.control_socket = bound_socket(settings.control_host, settings.control_port)
+        except BaseException:
+            if self.manager.book is not None:
+                self.manager.book.close()
+            raise
         self._servers: list[uvicorn.Server] = []
         self.started = asyncio.Event()
 

@@ -89,9 +89,14 @@ class SettingsInputError(ValueError):
     """Settings that cannot be used; the message is meant for the operator, as is."""
 
 
-def default_token_file() -> Path:
+def default_data_dir() -> Path:
+    """`$XDG_STATE_HOME/safebrowse` (`~/.local/state/safebrowse`): the episode book and the token file."""
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "safebrowse" / "control-token"
+    return Path(state) / "safebrowse"
+
+
+def default_token_file() -> Path:
+    return default_data_dir() / "control-token"
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -168,6 +173,20 @@ class ServerSettings(BaseSettings):
     control_port: int = Field(default=8001, ge=0, le=65535)
     control_token: str | None = Field(default=None, description="Generated at start when unset.")
     token_file: Path = Field(default_factory=default_token_file)
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the episode book (book.sqlite3) and recorded media are kept; one server per dir.")
+    book_max_episodes: int = Field(
+        default=1_000, ge=1, le=10_000_000,
+        description="Closed episodes the book keeps (newest); older ones are removed with their media.")
+    book_max_age_days: float | None = Field(
+        default=None, gt=0, description="Closed episodes created longer ago than this are removed (off when unset).")
+    book_max_media_episodes: int = Field(
+        default=100, ge=0, le=10_000_000,
+        description="Closed episodes that keep their recorded screenshots and observation texts (newest).")
+    book_max_mb: float | None = Field(
+        default=None, gt=0,
+        description="Size cap of the book's database file in MB: steps past it are refused as on a full disk.")
     public_mcp_url: str | None = Field(default=None, description="The MCP URL handed to agents; derived when unset.")
     config_file: Path | None = Field(default=None, description="The TOML file read under the environment, if any.")
     engine: EngineConfig = Field(default_factory=EngineConfig)

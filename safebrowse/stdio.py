@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
+from engine.book import BookError
 from engine.manager import EpisodeManager, EpisodeSetupError
 from mcp_server.stdio import serve_stdio
 from safebrowse import __version__
@@ -68,7 +69,10 @@ async def serving_control_api(manager: EpisodeManager, settings: ServerSettings)
 
 async def run_stdio(settings: ServerSettings, task_id: str, seed: int | None, serve_control: bool) -> None:
     """Serve one episode of `task_id` over stdio until the client closes stdin."""
-    manager = build_manager(settings)
+    try:
+        manager = build_manager(settings)
+    except BookError as error:
+        raise SystemExit(f"safebrowse stdio: {error}") from None
     try:
         manager.registry.get(task_id)
     except UnknownTaskError as error:

@@ -8,10 +8,13 @@ setup), a low cap on open episodes (the 429), and its Chromium gets killed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,7 +115,7 @@ def element(observation, role: str, text: str | None = None, **attributes: str):
     raise AssertionError(f"no {role} {text!r} {attributes} in {[(e.role, e.text) for e in observation.elements]}")
 
 
-def assert_ended(server: PrivateServer, episode_id: str, reason: FailureReason) -> dict[str, Any]:
+def assert_ended(server: PrivateControlServer, episode_id: str, reason: FailureReason) -> dict[str, Any]:
     """The state and the trajectory agree on the reason, on the terminal step and on the rewards."""
     state = server.control.state(episode_id)
     assert state["failure_reason"] == reason.value, state
@@ -317,6 +320,27 @@ def test_too_many_open_episodes_is_a_429(server, episodes):
     open_episode(server, episodes, "miniwob.click-test")
 
 
+def test_server_restart_when_the_server_died(server, episodes, tmp_path: Path):
+    """A server that dies while an episode runs leaves it running in its book; the next server on
+    that book shows it ended with server_restart, its last step terminal, closed by server_restart."""
+    created = open_episode(server, episodes, "miniwob.click-test")
+    server.act(created["agent_token"], "noop", {"wait_ms": 0})
+    # What a killed server leaves on disk: its book as of the last commit, which is exactly what
+    # SQLite's online backup copies.
+    died = tmp_path / "died"
+    died.mkdir()
+    with contextlib.closing(sqlite3.connect(server.data_dir / "book.sqlite3")) as book, \
+            contextlib.closing(sqlite3.connect(died / "book.sqlite3")) as copy:
+        book.backup(copy)
+    after = PrivateControlServer("after-restart", data_dir=died)
+    try:
+        trajectory = assert_ended(after, created["episode_id"], FailureReason.SERVER_RESTART)
+        assert [step["tool"] for step in trajectory["steps"]] == ["noop"]
+        assert after.control.state(created["episode_id"])["closed_by"] == "server_restart"
+    finally:
+        after.stop()
+
+
 def test_every_reason_is_covered():
     tested = {
         name.removeprefix("test_") for name in globals() if name.startswith("test_")
@@ -338,6 +362,7 @@ def test_every_reason_is_covered():
         FailureReason.TOO_MANY_INVALID_ACTIONS: "too_many_invalid_actions",
         FailureReason.CLIENT_STEP_CAP: "client_step_cap",
         FailureReason.LOW_PROGRESS_ABORT: "low_progress_abort",
+        FailureReason.SERVER_RESTART: "server_restart_when_the_server_died",
     }
     assert set(covered) == set(FailureReason)
     assert set(covered.values()) <= tested

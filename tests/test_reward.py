@@ -62,7 +62,7 @@ def reference_total(records: list[StepRecord], weights: RewardWeights, max_steps
                                 + (1 - repeats / t) + (1 - calls / t)) / 4
         agent_failure = rec.terminated and rec.failure_reason not in (
             FailureReason.NONE, FailureReason.SUCCESS, FailureReason.CLIENT_STEP_CAP,
-            FailureReason.BROWSER_ERROR, FailureReason.TASK_VALIDATION_FAILED)
+            FailureReason.BROWSER_ERROR, FailureReason.TASK_VALIDATION_FAILED, FailureReason.SERVER_RESTART)
         totals.append(
             weights.browsergym_reward_scale * rec.task_reward
             + weights.success_reward * success
@@ -130,7 +130,7 @@ def test_delayed_penalty_only_for_agent_failures(reason):
     records = [record(1, terminated=True, failure_reason=reason)]
     penalty = score_trajectory(records, RewardWeights(), max_steps=5)[0].delayed_penalty
     not_the_agent = {FailureReason.NONE, FailureReason.SUCCESS, FailureReason.CLIENT_STEP_CAP,
-                     FailureReason.BROWSER_ERROR, FailureReason.TASK_VALIDATION_FAILED}
+                     FailureReason.BROWSER_ERROR, FailureReason.TASK_VALIDATION_FAILED, FailureReason.SERVER_RESTART}
     assert penalty == (0.0 if reason in not_the_agent else -RewardWeights().delayed_penalty)
 
 

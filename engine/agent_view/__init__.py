@@ -15,7 +15,14 @@ the engine, and nothing of the trainer's side, comes with them.
 """
 
 from engine.agent_view.observation import Element, Observation, Tab, page_text
-from engine.agent_view.port import AgentPort, AgentStepResult, EpisodeOverError, OracleReply, Screen
+from engine.agent_view.port import (
+    AgentPort,
+    AgentStepResult,
+    EpisodeOverError,
+    OracleReply,
+    Screen,
+    StepNotRecordedError,
+)
 
 __all__ = [
     "AgentPort",
@@ -25,6 +32,7 @@ __all__ = [
     "Observation",
     "OracleReply",
     "Screen",
+    "StepNotRecordedError",
     "Tab",
     "page_text",
 ]

@@ -22,6 +22,16 @@ class EpisodeOverError(Exception):
         super().__init__("The episode is over: no further actions are accepted.")
 
 
+class StepNotRecordedError(Exception):
+    """The server cannot record the call now (its episode book refuses writes): the agent
+    should try again later. The message says only that."""
+
+    MESSAGE = "The server cannot record this step now; try again later."
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
+
+
 @dataclass(frozen=True)
 class AgentStepResult:
     """What an agent gets back from an action: the new page and, if any, why the action failed."""
@@ -48,7 +58,8 @@ class Screen:
 
 class AgentPort(Protocol):
     """One episode, as its agent may use it. Every method raises `EpisodeOverError` once the
-    episode accepts no more actions (ended, closed or forgotten), and says nothing about why."""
+    episode accepts no more actions (ended, closed or forgotten), and says nothing about why;
+    and `StepNotRecordedError` while the server cannot record the call (it keeps what it has)."""
 
     @property
     def episode_id(self) -> str:

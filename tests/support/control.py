@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -92,10 +93,12 @@ class PrivateControlServer(EngineHarness):
         tasks: Iterable[TaskSpec] = (),
         registry: TaskRegistry | None = None,
         oracle_factory: OracleFactory | None = None,
+        data_dir: Path | None = None,
+        book_settings: dict[str, Any] | None = None,
         **engine_overrides: Any,
     ) -> None:
         super().__init__(name, workers=workers, tasks=tasks, registry=registry, oracle_factory=oracle_factory,
-                         **engine_overrides)
+                         data_dir=data_dir, book_settings=book_settings, **engine_overrides)
         self.control_token = "ctl_" + secrets.token_urlsafe(16)
         try:
             app = build_control_app(self.manager, self.control_token, NO_MCP_DOOR, curriculum=curriculum)

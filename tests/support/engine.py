@@ -3,12 +3,17 @@
 The manager is built by the composition root (`safebrowse.server.build_manager`) from
 `ServerSettings`, as `safebrowse serve` builds it; a test changes only what it names:
 the number of workers, engine settings, extra tasks (test pages, tasks that fail on
-purpose), the whole registry, or the oracle.
+purpose), the whole registry, or the oracle. Every engine records its episodes in a
+book of its own: in a fresh temporary data dir, removed when it stops, unless the test
+names a data dir (and then keeps it).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Coroutine, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.agent_session import AgentSession
@@ -27,21 +32,30 @@ T = TypeVar("T")
 RUN_TIMEOUT_S = 120.0
 
 
+def temporary_data_dir(name: str) -> Path:
+    """A fresh data dir for one test server: never the user's own."""
+    return Path(tempfile.mkdtemp(prefix=f"safebrowse-{name}-"))
+
+
 def build_test_manager(
     *,
+    data_dir: Path,
     workers: int = 1,
     tasks: Iterable[TaskSpec] = (),
     registry: TaskRegistry | None = None,
     oracle_factory: OracleFactory | None = None,
+    book_settings: dict[str, Any] | None = None,
     **engine_overrides: Any,
 ) -> EpisodeManager:
-    """An EpisodeManager, not started: the server's own, with the test's choices.
+    """An EpisodeManager, not started: the server's own, with the test's choices, recording in
+    `data_dir` (`book_settings`: the settings' `book_*` fields).
 
     `tasks` are added to `registry` (the default registry when None) in a new registry, so a
     registry the caller passes is never changed. `oracle_factory` None means the oracle the
     settings name, as for the server.
     """
-    settings = ServerSettings(engine=EngineConfig(workers=workers, **engine_overrides))
+    settings = ServerSettings(data_dir=data_dir, engine=EngineConfig(workers=workers, **engine_overrides),
+                              **(book_settings or {}))
     extra = tuple(tasks)
     if extra:
         base = registry if registry is not None else default_registry(settings.engine.extra_tasks_dir)
@@ -53,7 +67,8 @@ class EngineHarness:
     """A started EpisodeManager on its own background loop; tests drive it synchronously.
 
     One browser worker unless told otherwise: most engine tests watch one worker's warm
-    contexts or browser, and the machine running them has few cores.
+    contexts or browser, and the machine running them has few cores. Its book is in
+    `data_dir`: the one given (kept), or a temporary one (removed by `stop`).
     """
 
     def __init__(
@@ -64,15 +79,25 @@ class EngineHarness:
         tasks: Iterable[TaskSpec] = (),
         registry: TaskRegistry | None = None,
         oracle_factory: OracleFactory | None = None,
+        data_dir: Path | None = None,
+        book_settings: dict[str, Any] | None = None,
         **engine_overrides: Any,
     ) -> None:
-        self.manager = build_test_manager(
-            workers=workers, tasks=tasks, registry=registry, oracle_factory=oracle_factory, **engine_overrides)
+        self._own_data_dir = data_dir is None
+        self.data_dir = temporary_data_dir(name) if data_dir is None else data_dir
+        try:
+            self.manager = build_test_manager(
+                data_dir=self.data_dir, workers=workers, tasks=tasks, registry=registry,
+                oracle_factory=oracle_factory, book_settings=book_settings, **engine_overrides)
+        except BaseException:
+            self._remove_data_dir()
+            raise
         self.loop = BackgroundLoop(name)
         try:
             self.run(self.manager.start())
         except BaseException:
             self.loop.close()
+            self._remove_data_dir()
             raise
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = RUN_TIMEOUT_S) -> T:
@@ -99,8 +124,13 @@ class EngineHarness:
         raise AssertionError(f"no element with id attribute {html_id!r}")
 
     def stop(self) -> None:
-        """Close every episode and browser, then the loop."""
+        """Close every episode and browser, then the loop; remove a temporary data dir."""
         try:
             self.run(self.manager.stop())
         finally:
             self.loop.close()
+            self._remove_data_dir()
+
+    def _remove_data_dir(self) -> None:
+        if self._own_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)

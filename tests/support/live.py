@@ -1,7 +1,9 @@
 """The whole server, both doors, on free loopback ports: `SafebrowseServer` as `safebrowse serve` runs it.
 
 It runs on a background loop in the test process, so a test can reach into its engine
-(`live.manager`) while agents and trainers use its doors over real HTTP.
+(`live.manager`) while agents and trainers use its doors over real HTTP. It records its
+episodes in a data dir of its own: a temporary one (removed when it stops) unless the
+test names one.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import secrets
+import shutil
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.config import EngineConfig
@@ -18,6 +22,8 @@ from safebrowse.loop import BackgroundLoop
 from safebrowse.server import SafebrowseServer
 from safebrowse.settings import ServerSettings
 from tasks.registry import TaskSpec
+
+from support.engine import temporary_data_dir
 
 T = TypeVar("T")
 
@@ -31,8 +37,10 @@ class LiveServer:
     """A running SafebrowseServer and the loop it runs on."""
 
     def __init__(self, server: SafebrowseServer, loop: BackgroundLoop,
-                 serving: concurrent.futures.Future[None]) -> None:
+                 serving: concurrent.futures.Future[None], temporary_data_dir: bool = True) -> None:
         self.server = server
+        self.data_dir: Path = server.settings.data_dir
+        self.temporary_data_dir = temporary_data_dir
         self.loop = loop
         self.serving = serving
         self.manager: EpisodeManager = server.manager
@@ -60,23 +68,37 @@ class LiveServer:
             self.manager.assets.mount(prefix, folder)
 
 
-def start_live_server(**engine_overrides: Any) -> LiveServer:
+def start_live_server(data_dir: Path | None = None, **engine_overrides: Any) -> LiveServer:
     """Start a SafebrowseServer with a fresh control token; `engine_overrides` are EngineConfig fields.
 
-    Two workers unless told otherwise. Returns once both listeners accept connections.
+    Two workers unless told otherwise. Its book is in `data_dir` when given (and kept), else in
+    a temporary data dir removed by `stop_live_server`. Returns once both listeners accept
+    connections.
     """
-    loop = BackgroundLoop("live-server")
+    temporary = data_dir is None
     settings = ServerSettings(
         mcp_port=0,
         control_port=0,
         control_token="ctl_" + secrets.token_urlsafe(24),
+        data_dir=temporary_data_dir("live-server") if data_dir is None else data_dir,
         engine=EngineConfig(**{"workers": DEFAULT_WORKERS, **engine_overrides}),
     )
+
+    def remove_data_dir() -> None:
+        if temporary:
+            shutil.rmtree(settings.data_dir, ignore_errors=True)
+
+    loop = BackgroundLoop("live-server")
 
     async def create() -> SafebrowseServer:
         return SafebrowseServer(settings)  # on the loop, which its listeners and events belong to
 
-    server = loop.run(create())
+    try:
+        server = loop.run(create())
+    except BaseException:
+        loop.close()
+        remove_data_dir()
+        raise
     serving = asyncio.run_coroutine_threadsafe(server.serve(), loop.loop)
 
     async def wait_started() -> None:
@@ -88,11 +110,12 @@ def start_live_server(**engine_overrides: Any) -> LiveServer:
         if not serving.done():  # still starting: its own error, if any, is not known yet
             raise
         loop.close()
+        remove_data_dir()
         failure = serving.exception()
         if failure is None:
             raise
         raise failure from error
-    return LiveServer(server, loop, serving)
+    return LiveServer(server, loop, serving, temporary_data_dir=temporary)
 
 
 def stop_live_server(live: LiveServer) -> None:
@@ -102,3 +125,5 @@ def stop_live_server(live: LiveServer) -> None:
         live.serving.result(STOP_TIMEOUT_S)
     finally:
         live.loop.close()
+        if live.temporary_data_dir:
+            shutil.rmtree(live.data_dir, ignore_errors=True)
