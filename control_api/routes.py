@@ -12,11 +12,12 @@ import base64
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from control_api.body import parse_body, parse_query
 from control_api.curriculum import AUTO
 from control_api.errors import ApiError, validation_failed
+from control_api.export import jsonl_lines
 from control_api.metrics import CONTENT_TYPE
 from control_api.openapi import Link, Operation
 from control_api.schemas import (
@@ -29,6 +30,7 @@ from control_api.schemas import (
     EpisodeListQuery,
     EpisodeStateResponse,
     EpisodeSummary,
+    ExportQuery,
     HealthResponse,
     Recording,
     TaskInfo,
@@ -55,6 +57,7 @@ from tasks.registry import UnknownTaskError
 
 RETRY_AFTER_SECONDS = "5"
 PNG = "image/png"
+NDJSON = "application/x-ndjson"
 
 
 def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -231,6 +234,18 @@ async def list_episodes(request: Request) -> Response:
     return json_response(EpisodeList(episodes=summaries))
 
 
+async def export_episodes(request: Request) -> Response:
+    """Every recorded episode that has ended, one JSON line each, streamed from the book."""
+    control = control_state(request)
+    query = parse_query(request, ExportQuery)
+    book = control.manager.book
+    if book is None:
+        raise ApiError(404, "no_book", "this server keeps no episode book, so there is nothing to export")
+    entries = book.entries(task_id=query.task_id, success=query.success, since=query.since, until=query.until)
+    # A plain iterator: Starlette runs it in a thread, so reading the book never blocks the loop.
+    return StreamingResponse(jsonl_lines(entries), media_type=NDJSON)
+
+
 async def get_episode(request: Request) -> Response:
     control = control_state(request)
     return json_response(_state_response(control, _snapshot_of(control, request.path_params["episode_id"])))
@@ -385,6 +400,14 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("DELETE", EPISODE, close_episode, "close_episode", "Close an episode and free its browser context",
               {200: ("The closed episode's final state; its record stays readable.", EpisodeStateResponse)},
               tags=("episodes",)),
+    Operation("GET", "/v1/export", export_episodes, "export_episodes",
+              "Recorded episodes as training data (JSON lines)",
+              {200: ("One JSON object per ended episode, oldest first: outcome, return, each step's reward "
+                     "breakdown and `messages`, the agent's side in the chat format SFT trainers read.", None),
+               404: ("The server keeps no episode book.", None)},
+              description="Streams from the episode book, so episodes of earlier runs on the same data dir "
+                          "come too. `safebrowse export` writes the same rows from a data dir, also as Parquet.",
+              query_model=ExportQuery, media_type=NDJSON, tags=("episodes",)),
     Operation("GET", "/v1/curriculum", curriculum, "get_curriculum",
               "Where difficulty \"auto\" stands, per task",
               {200: ("The policy and, per task seen, the current difficulty and each level's window.",

@@ -168,6 +168,17 @@ class EpisodeListQuery(_Strict):
     status: EpisodeStatus | None = Field(default=None, description="Only episodes with this status.")
 
 
+class ExportQuery(_Strict):
+    """Which recorded episodes to export; every filter given must hold."""
+
+    task_id: str | None = Field(default=None, max_length=200, description="Only episodes of this task.")
+    success: bool | None = Field(default=None, description="Only successful (true) or failed (false) episodes.")
+    since: float | None = Field(default=None, ge=0, description="Only episodes created at or after this time "
+                                                                 "(seconds since the epoch).")
+    until: float | None = Field(default=None, ge=0, description="Only episodes created before this time "
+                                                                 "(seconds since the epoch).")
+
+
 class EpisodeConstraints(BaseModel):
     """The budgets an episode runs under and how much of each is used."""
 

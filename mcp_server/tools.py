@@ -40,6 +40,7 @@ from mcp.types import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.agent_view.actions import ACTION_NAMES, Action, describe_validation_error
+from engine.agent_view.instructions import INSTRUCTIONS
 from engine.agent_view.observation import Observation, page_text
 from engine.agent_view.port import AgentPort, AgentStepResult, EpisodeOverError
 
@@ -47,13 +48,6 @@ logger = logging.getLogger(__name__)
 
 SERVER_NAME = "safebrowse"
 
-INSTRUCTIONS = (
-    "You control a web browser inside a sandboxed task. Call `observe` to read the page: the goal, "
-    "the URL and a list of elements, each with an id in [brackets]. Act with the other tools, passing "
-    "those ids as strings (for example {\"id\": \"12\"}). Every action returns the new page; ids can "
-    "change after the page updates, so act on the latest observation. When an observation says the "
-    "episode is over, stop: no further actions are accepted."
-)
 
 PortResolver = Callable[[ServerRequestContext[Any, Any]], AgentPort]
 """Finds the episode a tool call acts on: from the HTTP request's token, or the one stdio episode."""

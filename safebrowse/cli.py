@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import logging
 import os
@@ -86,6 +87,53 @@ def cmd_stdio(args: argparse.Namespace) -> int:
 
     settings = _settings_or_exit(control_port=args.control_port or 0, engine=_engine_overrides(args))
     asyncio.run(run_stdio(settings, task_id=args.task, seed=args.seed, serve_control=args.control_port is not None))
+    return 0
+
+
+def _moment(text: str) -> float:
+    """A time given on the command line: seconds since the epoch, or an ISO 8601 date or date-time
+    (UTC unless it names a zone)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: give seconds since the epoch or an ISO date such as 2026-11-30T12:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write recorded episodes of a data dir as training data (JSON lines or Parquet)."""
+    from control_api.export import ExportError, write_jsonl, write_parquet
+    from engine.book import BookError, EpisodeBook
+
+    data_dir = Path(args.data_dir) if args.data_dir else _settings_or_exit().data_dir
+    if args.format == "parquet" and not args.output:
+        raise SystemExit("safebrowse export: --format parquet writes a file; name it with -o FILE")
+    try:
+        book = EpisodeBook.open(data_dir, read_only=True)
+    except BookError as error:
+        raise SystemExit(f"safebrowse export: {error}") from None
+    try:
+        entries = book.entries(task_id=args.task, success=args.success, since=args.since, until=args.until)
+        if args.format == "parquet":
+            count = write_parquet(entries, Path(args.output))
+        elif args.output:
+            with open(args.output, "w", encoding="utf-8") as out:
+                count = write_jsonl(entries, out)
+        else:
+            count = write_jsonl(entries, sys.stdout)
+    except ExportError as error:
+        raise SystemExit(f"safebrowse export: {error}") from None
+    finally:
+        book.close()
+    print(f"exported {count} episodes from {data_dir}", file=sys.stderr)
     return 0
 
 
@@ -362,6 +410,23 @@ def build_parser() -> argparse.ArgumentParser:
     stdio.add_argument("--chromium", default=None)
     stdio.add_argument("--tasks-dir", default=None)
     stdio.set_defaults(func=cmd_stdio)
+
+    export = sub.add_parser("export", help="write recorded episodes as training data (JSON lines or Parquet)")
+    export.add_argument("--data-dir", default=None,
+                        help="the server's data dir (default: SAFEBROWSE_DATA_DIR or the settings' data_dir)")
+    export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
+    export.add_argument("-o", "--output", default=None, help="file to write (default: standard output, JSON lines)")
+    export.add_argument("--task", default=None, help="only episodes of this task id")
+    outcome = export.add_mutually_exclusive_group()
+    outcome.add_argument("--success", dest="success", action="store_const", const=True, default=None,
+                         help="only successful episodes")
+    outcome.add_argument("--failed", dest="success", action="store_const", const=False,
+                         help="only failed episodes")
+    export.add_argument("--since", type=_moment, default=None,
+                        help="only episodes created at or after this time (epoch seconds or ISO date)")
+    export.add_argument("--until", type=_moment, default=None,
+                        help="only episodes created before this time (epoch seconds or ISO date)")
+    export.set_defaults(func=cmd_export)
 
     tasks = sub.add_parser("tasks", help="list the tasks this server offers")
     tasks.add_argument("--family", default=None)

@@ -16,7 +16,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def tools_markdown() -> str:
-    from mcp_server.tools import INSTRUCTIONS, build_tools
+    from engine.agent_view.instructions import INSTRUCTIONS
+    from mcp_server.tools import build_tools
 
     lines = [
         "# MCP tools reference",

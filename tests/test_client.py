@@ -14,6 +14,7 @@ import base64
 import inspect
 import json
 import re
+import time
 from typing import Any
 
 import httpx
@@ -104,6 +105,7 @@ EXAMPLE_ARGUMENTS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "get_step_screenshot": (("ep_1", 2), {}),
     "end_episode": (("ep_1",), {}),
     "close_episode": (("ep_1",), {}),
+    "export_episodes": ((), {"task_id": "miniwob.click-test", "success": False, "since": 1.5}),
     "get_curriculum": ((), {}),
     "metrics": ((), {}),
 }
@@ -217,6 +219,9 @@ def test_sync_client_reaches_every_operation(live_server) -> None:
             assert ended.failure_reason.value == "client_step_cap" and ended.done
         finally:
             assert control.close_episode(created.episode_id).status.value == "closed"
+        exported = control.export_episodes(task_id="miniwob.click-test", success=False)
+        row = next(row for row in exported if row["episode_id"] == created.episode_id)
+        assert row["failure_reason"] == "client_step_cap" and row["rewards"][0]["step_penalty"] == -0.5
         assert control.get_curriculum().policy.window >= 1
         assert "safebrowse_steps_total" in control.metrics()
     assert transport.operations == ALL_OPERATIONS
@@ -231,6 +236,7 @@ def test_async_client_reaches_every_operation(live_server) -> None:
             assert (await client.health()).status == "ok"
             assert set((await client.openapi())["paths"]) == {op.path for op in OPERATIONS}
             assert len((await client.list_tasks()).tasks) >= 100
+            created_after = time.time()
             created = await client.create_episode("miniwob.click-test", record_screenshots=True)
             try:
                 trajectory = await client.get_trajectory(created.episode_id, screenshots=True)
@@ -242,6 +248,8 @@ def test_async_client_reaches_every_operation(live_server) -> None:
                 assert ended.failure_reason.value == "client_step_cap"
             finally:
                 assert (await client.close_episode(created.episode_id)).status.value == "closed"
+            exported = await client.export_episodes(since=created_after)
+            assert created.episode_id in {row["episode_id"] for row in exported}
             with pytest.raises(ControlAPIError) as missing:
                 await client.close_episode("ep_missing")
             assert (missing.value.status, missing.value.error) == (404, "episode_not_found")

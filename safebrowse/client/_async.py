@@ -105,6 +105,13 @@ class AsyncControlClient(BaseControlClient):
         """Close an episode and free its browser context; its record stays readable."""
         return await self._send(operations.close_episode(episode_id))
 
+    async def export_episodes(
+        self, task_id: str | None = None, success: bool | None = None, since: float | None = None,
+        until: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recorded episodes that have ended, as training-data rows (see `safebrowse export`)."""
+        return await self._send(operations.export_episodes(task_id, success, since, until))
+
     async def get_curriculum(self) -> CurriculumResponse:
         """Where difficulty "auto" stands, per task."""
         return await self._send(operations.get_curriculum())

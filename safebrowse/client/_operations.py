@@ -13,6 +13,7 @@ without a round trip.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -29,6 +30,7 @@ from control_api.schemas import (
     EpisodeList,
     EpisodeListQuery,
     EpisodeStateResponse,
+    ExportQuery,
     HealthResponse,
     TaskList,
     TrajectoryQuery,
@@ -153,6 +155,17 @@ def end_episode(episode_id: str) -> ControlCall[EpisodeStateResponse]:
 
 def close_episode(episode_id: str) -> ControlCall[EpisodeStateResponse]:
     return ControlCall("close_episode", "DELETE", _episode_path(episode_id), _model(EpisodeStateResponse))
+
+
+def _json_lines(response: httpx.Response) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+
+def export_episodes(
+    task_id: str | None = None, success: bool | None = None, since: float | None = None, until: float | None = None
+) -> ControlCall[list[dict[str, Any]]]:
+    params = _query(ExportQuery(task_id=task_id, success=success, since=since, until=until))
+    return ControlCall("export_episodes", "GET", "/v1/export", _json_lines, params=params)
 
 
 def get_curriculum() -> ControlCall[CurriculumResponse]:

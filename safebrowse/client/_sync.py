@@ -108,6 +108,13 @@ class ControlClient(BaseControlClient):
         """Close an episode and free its browser context; its record stays readable."""
         return self._send(operations.close_episode(episode_id))
 
+    def export_episodes(
+        self, task_id: str | None = None, success: bool | None = None, since: float | None = None,
+        until: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recorded episodes that have ended, as training-data rows (see `safebrowse export`)."""
+        return self._send(operations.export_episodes(task_id, success, since, until))
+
     def get_curriculum(self) -> CurriculumResponse:
         """Where difficulty "auto" stands, per task."""
         return self._send(operations.get_curriculum())
