@@ -18,6 +18,9 @@ COPY safebrowse ./safebrowse
 RUN pip install --no-cache-dir .
 
 USER safebrowse
+# The data dir (episode book, control token), made by its owner so that a volume mounted
+# here starts with that owner: docker copies it from the image.
+RUN mkdir -p /home/safebrowse/.local/state/safebrowse
 ENV SAFEBROWSE_CHROMIUM=/usr/bin/chromium \
     SAFEBROWSE_HOST=0.0.0.0 \
     SAFEBROWSE_CONTROL_HOST=0.0.0.0

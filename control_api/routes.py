@@ -337,8 +337,9 @@ async def close_episode(request: Request) -> Response:
     """Close the episode and free its browser context; its record stays readable."""
     control = control_state(request)
     episode_id = request.path_params["episode_id"]
-    _snapshot_of(control, episode_id)
     try:
+        # Closes the browser context even while the book refuses writes (then 507): a full disk
+        # never keeps browsers open.
         await control.manager.close(episode_id)
     except EpisodeNotFoundError:
         raise ApiError(404, "episode_not_found", f"no episode {episode_id!r}") from None
@@ -353,6 +354,9 @@ async def metrics(request: Request) -> Response:
 # -- the table -----------------------------------------------------------------------------
 
 EPISODE = "/v1/episodes/{episode_id}"
+BOOK_FULL = ("The episode book cannot record (`book_full`: the server's disk or the book's size cap is "
+             "full); what it recorded is kept. Free space and retry.", None)
+BOOK_UNAVAILABLE = ("The episode book refused a write for another reason (`book_unavailable`); retry later.", None)
 EPISODE_ID = {"episode_id": "$response.body#/episode_id"}
 EPISODE_LINKS = (
     Link("GetEpisode", "get_episode", EPISODE_ID),
@@ -372,17 +376,20 @@ OPERATIONS: tuple[Operation, ...] = (
               {201: ("The episode is ready; hand agent_token and mcp_url to the agent.", CreatedEpisodeResponse),
                404: ("Unknown task id; `suggestions` lists close ids.", None),
                429: ("Too many open episodes; close one first (see Retry-After).", None),
-               502: ("The task's setup failed in the browser; nothing was left open.", None)},
+               502: ("The task's setup failed in the browser; nothing was left open.", None),
+               503: BOOK_UNAVAILABLE,
+               507: ("The episode book cannot record a new episode (`book_full`); none was created.", None)},
               description="Limits left unset take the server defaults. reward_weights are kept with the "
                           "episode and used for every reward this API reports for it.",
               request_model=CreateEpisodeRequest, tags=("episodes",), links=EPISODE_LINKS),
     Operation("GET", "/v1/episodes", list_episodes, "list_episodes", "List episodes the server remembers",
               {200: ("Episodes, oldest first.", EpisodeList)}, query_model=EpisodeListQuery, tags=("episodes",)),
     Operation("GET", EPISODE, get_episode, "get_episode", "An episode's state, budgets and rewards",
-              {200: ("The episode's state.", EpisodeStateResponse)}, tags=("episodes",)),
+              {200: ("The episode's state.", EpisodeStateResponse), 503: BOOK_UNAVAILABLE, 507: BOOK_FULL},
+              tags=("episodes",)),
     Operation("GET", EPISODE + "/trajectory", get_trajectory, "get_trajectory",
               "Every step with its reward breakdown",
-              {200: ("The steps so far, in order.", TrajectoryResponse)},
+              {200: ("The steps so far, in order.", TrajectoryResponse), 503: BOOK_UNAVAILABLE, 507: BOOK_FULL},
               query_model=TrajectoryQuery, tags=("episodes",)),
     Operation("GET", EPISODE + "/steps/{index}/screenshot.png", step_screenshot, "get_step_screenshot",
               "The page as recorded after one step",
@@ -395,10 +402,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", EPISODE + "/end", end_episode, "end_episode",
               "End a running episode now (client_step_cap)",
               {200: ("The episode's state; an episode that had already ended keeps its reason.",
-                     EpisodeStateResponse)},
+                     EpisodeStateResponse), 503: BOOK_UNAVAILABLE, 507: BOOK_FULL},
               request_model=EndEpisodeRequest, body_required=False, tags=("episodes",)),
     Operation("DELETE", EPISODE, close_episode, "close_episode", "Close an episode and free its browser context",
-              {200: ("The closed episode's final state; its record stays readable.", EpisodeStateResponse)},
+              {200: ("The closed episode's final state; its record stays readable.", EpisodeStateResponse),
+               503: BOOK_UNAVAILABLE,
+               507: ("The browser context is closed, but the book cannot record it yet (`book_full`).", None)},
               tags=("episodes",)),
     Operation("GET", "/v1/export", export_episodes, "export_episodes",
               "Recorded episodes as training data (JSON lines)",

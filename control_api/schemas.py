@@ -232,7 +232,9 @@ class EpisodeStateResponse(BaseModel):
     closed_by: ClosedBy | None = Field(
         default=None,
         description="Who closed the episode's browser context: \"trainer\" (DELETE), \"idle_timeout\" (no "
-                    "activity for the server's idle timeout) or \"shutdown\"; null while it is open.")
+                    "activity for the server's idle timeout), \"shutdown\", or \"server_restart\" (the server "
+                    "died while the episode was open; the next one on its episode book closed it); null while "
+                    "it is open.")
 
 
 class TrajectoryQuery(_Strict):

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.agent_view.actions import ACTION_NAMES, Action, describe_validation_error
 from engine.agent_view.instructions import INSTRUCTIONS
 from engine.agent_view.observation import Observation, page_text
-from engine.agent_view.port import AgentPort, AgentStepResult, EpisodeOverError
+from engine.agent_view.port import AgentPort, AgentStepResult, EpisodeOverError, StepNotRecordedError
 
 logger = logging.getLogger(__name__)
 
@@ -312,6 +312,8 @@ def build_server(resolve: PortResolver, version: str) -> Server[Any]:
             return await agent_tool.handler(port, dict(params.arguments or {}))
         except EpisodeOverError:
             return episode_over_result()
+        except StepNotRecordedError as not_recorded:  # the server's disk is full: try later, nothing else
+            return error_result(str(not_recorded))
         except Exception:  # noqa: BLE001 - the agent gets a generic answer; the operator gets the trace
             logger.exception("tool %s failed", params.name)
             return error_result(f"The {params.name} tool failed inside the server; try again or observe the page.")

@@ -58,11 +58,16 @@ def _settings_or_exit(config_file: str | None = None, **flags: object) -> Server
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings_or_exit(
         config_file=args.config, host=args.host, mcp_port=args.port, control_host=args.control_host,
-        control_port=args.control_port, engine=_engine_overrides(args),
+        control_port=args.control_port, data_dir=args.data_dir, engine=_engine_overrides(args),
     )
+    from engine.book import BookError
     from safebrowse.server import SafebrowseServer
 
-    server = SafebrowseServer(settings)
+    try:
+        server = SafebrowseServer(settings)
+    except BookError as error:  # one line for the operator: a traceback would bury the data dir at fault
+        sys.stderr.write(f"safebrowse: {error}\n")
+        raise SystemExit(2) from None
     log = logging.getLogger("safebrowse")
 
     async def main() -> None:
@@ -85,7 +90,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_stdio(args: argparse.Namespace) -> int:
     from safebrowse.stdio import run_stdio
 
-    settings = _settings_or_exit(control_port=args.control_port or 0, engine=_engine_overrides(args))
+    settings = _settings_or_exit(control_port=args.control_port or 0, data_dir=args.data_dir,
+                                 engine=_engine_overrides(args))
     asyncio.run(run_stdio(settings, task_id=args.task, seed=args.seed, serve_control=args.control_port is not None))
     return 0
 
@@ -399,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--chromium", default=None, help="Chromium executable (default /usr/bin/chromium)")
     serve.add_argument("--tasks-dir", default=None, help="operator folder of custom tasks")
     serve.add_argument("--config", default=None, help="TOML settings file (also SAFEBROWSE_CONFIG)")
+    serve.add_argument("--data-dir", default=None,
+                       help="where the episode book is kept (default ~/.local/state/safebrowse; SAFEBROWSE_DATA_DIR)")
     serve.set_defaults(func=cmd_serve)
 
     stdio = sub.add_parser("stdio", help="run one episode over MCP stdio (Claude Desktop)")
@@ -409,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     stdio.add_argument("--workers", type=int, default=1)
     stdio.add_argument("--chromium", default=None)
     stdio.add_argument("--tasks-dir", default=None)
+    stdio.add_argument("--data-dir", default=None,
+                       help="where the episode book is kept (default ~/.local/state/safebrowse; SAFEBROWSE_DATA_DIR); "
+                            "one process per data dir")
     stdio.set_defaults(func=cmd_stdio)
 
     export = sub.add_parser("export", help="write recorded episodes as training data (JSON lines or Parquet)")

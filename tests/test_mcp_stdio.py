@@ -26,10 +26,12 @@ EXPECTED_TOOLS = {
 
 
 def _params(*extra: str, env: dict[str, str] | None = None) -> StdioServerParameters:
+    """`safebrowse stdio` as a desktop client starts it, with a data dir of its own (never the user's)."""
     passthrough = {key: os.environ[key] for key in ("SAFEBROWSE_CHROMIUM",) if key in os.environ}
+    data_dir = tempfile.mkdtemp(prefix="safebrowse-stdio-")
     return StdioServerParameters(
         command=SAFEBROWSE,
-        args=["stdio", "--task", "miniwob.click-test", "--seed", "1", *extra],
+        args=["stdio", "--task", "miniwob.click-test", "--seed", "1", "--data-dir", data_dir, *extra],
         env={**passthrough, **(env or {})},
         cwd=str(REPO),
     )

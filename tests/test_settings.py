@@ -112,6 +112,22 @@ def test_every_documented_variable_sets_its_field(monkeypatch: pytest.MonkeyPatc
     assert value == expected
 
 
+def test_the_episode_book_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    defaults = ServerSettings()
+    assert defaults.data_dir == tmp_path / "state" / "safebrowse" == defaults.token_file.parent
+    assert (defaults.book_max_episodes, defaults.book_max_age_days) == (1_000, None)
+    assert (defaults.book_max_media_episodes, defaults.book_max_mb) == (100, None)
+    monkeypatch.setenv("SAFEBROWSE_DATA_DIR", str(tmp_path / "from-env"))
+    monkeypatch.setenv("SAFEBROWSE_BOOK_MAX_AGE_DAYS", "30")
+    config = write_toml(tmp_path, 'data_dir = "/from/file"\nbook_max_episodes = 50\n')
+    settings = ServerSettings.from_env(config_file=config)
+    assert settings.data_dir == tmp_path / "from-env" and settings.book_max_age_days == 30
+    assert settings.book_max_episodes == 50
+    assert ServerSettings.from_env(data_dir=str(tmp_path / "flag")).data_dir == tmp_path / "flag"
+    assert "book_max_episodes" in refusal(config_file=write_toml(tmp_path, "book_max_episodes = 0\n"))
+
+
 def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAFEBROWSE_MCP_PORT", "")
     monkeypatch.setenv("SAFEBROWSE_WORKERS", "")

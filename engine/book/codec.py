@@ -43,7 +43,9 @@ def record_of(text: str) -> StepRecord:
 
 
 def exchange_json(exchange: AgentExchange) -> str:
-    return json.dumps(dataclasses.asdict(exchange), ensure_ascii=False)
+    # The fields as they are (json copies nothing): dataclasses.asdict would deep-copy the arguments.
+    return json.dumps({field.name: getattr(exchange, field.name) for field in dataclasses.fields(exchange)},
+                      ensure_ascii=False)
 
 
 def exchange_of(text: str) -> AgentExchange:

@@ -118,6 +118,8 @@ class EpisodeBook:
         try:
             connection = _connect(data_dir / BOOK_FILE, read_only=False)
             try:
+                check_version(stored_version(connection), SCHEMA_VERSION)  # before anything changes the file
+                _use_write_ahead_log(connection, data_dir / BOOK_FILE)
                 version = migrate(connection)
                 _check_schema(connection, data_dir / BOOK_FILE, version)
                 if max_bytes is not None:
@@ -385,7 +387,9 @@ def _lock_data_dir(data_dir: Path) -> IO[str]:
 
 
 def _connect(path: Path, *, read_only: bool, check: bool = True) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, checked unless `check` is False."""
+    """A connection in autocommit mode (transactions are explicit), checked unless `check` is False.
+
+    Nothing here writes to the file: a book refused at open is left exactly as it was."""
     try:
         if read_only:
             connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
@@ -396,12 +400,6 @@ def _connect(path: Path, *, read_only: bool, check: bool = True) -> sqlite3.Conn
         raise BookError(f"the book {path} cannot be opened: {error}") from None
     try:
         connection.execute("PRAGMA busy_timeout = 5000")
-        if not read_only:
-            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise BookError(f"the book {path} cannot use a write-ahead log here (journal mode {mode}); "
-                                "put the data dir on a local file system")
-            connection.execute("PRAGMA synchronous = NORMAL")
         if check:
             problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
@@ -421,6 +419,16 @@ def _connect(path: Path, *, read_only: bool, check: bool = True) -> sqlite3.Conn
         connection.close()
         raise
     return connection
+
+
+def _use_write_ahead_log(connection: sqlite3.Connection, path: Path) -> None:
+    """WAL mode (kept in the file) and synchronous=NORMAL (this connection): a commit is an
+    append to the log, with no fsync."""
+    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise BookError(f"the book {path} cannot use a write-ahead log here (journal mode {mode}); "
+                        "put the data dir on a local file system")
+    connection.execute("PRAGMA synchronous = NORMAL")
 
 
 def _check_schema(connection: sqlite3.Connection, path: Path, version: int) -> None:

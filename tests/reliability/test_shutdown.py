@@ -1,4 +1,5 @@
-"""`safebrowse serve` stops cleanly on SIGTERM: browsers closed, no Chromium left behind.
+"""`safebrowse serve` stops cleanly on SIGTERM: browsers closed, no Chromium left behind, and
+the open episode recorded in the episode book as closed by the shutdown.
 
 The server runs as a real subprocess on free ports with its control token from the
 environment; its processes are found through /proc by their parent chain.
@@ -18,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from engine.book import EpisodeBook
 
 from security.harness import TASKS_DIR, descendants, survivors
 from support.agent import connect, play
@@ -85,5 +88,13 @@ def test_sigterm_closes_browsers_and_exits_within_seconds(tmp_path):
     log = "".join(output)
     assert token not in log, "the control token reached the server's output"
     assert episode["agent_token"] not in log
+    book = EpisodeBook.open(tmp_path / "safebrowse", read_only=True)  # the default data dir, under XDG_STATE_HOME
+    try:
+        (entry,) = list(book.entries())
+    finally:
+        book.close()
+    assert entry.state.episode_id == episode["episode_id"] and entry.state.closed_by == "shutdown"
+    assert [record.tool for record in entry.records] == ["fill"]
+    assert episode["agent_token"] not in (tmp_path / "safebrowse" / "book.sqlite3").read_bytes().decode("latin-1")
     print(f"\nshutdown: SIGTERM to exit in {took:.2f} s; {len(children)} child processes "
           f"({len(browsers)} Chromium) before, 0 after")
