@@ -26,6 +26,7 @@ from engine.agent_view import StepNotRecordedError, page_text
 from engine.book import BookError, EpisodeBook
 from engine.book.schema import MIGRATIONS, SCHEMA_VERSION, migrate, stored_version
 from engine.book.store import BOOK_FILE
+from engine.manager import CLOSED_EPISODES_CACHED
 from engine.recorder import Recording, StepMedia
 from engine.records import EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason, StepRecord
 from engine.transcript import AgentExchange
@@ -33,6 +34,7 @@ from engine.transcript import AgentExchange
 from support.control import PrivateControlServer
 from support.disk import fill, small_disk
 from support.engine import EngineHarness
+from support.waiting import wait_for
 
 DAY_S = 86_400.0
 
@@ -400,3 +402,62 @@ def test_the_book_size_cap_refuses_like_a_full_disk(tmp_path: Path) -> None:
             assert read_back(tmp_path / "data", created["episode_id"])[2].status is EpisodeStatus.CLOSED
     finally:
         server.stop()
+
+
+# -- what the manager holds, and retention while serving -------------------------------------
+
+
+def test_closed_episodes_past_the_few_kept_in_memory_are_read_back_from_the_book(tmp_path: Path) -> None:
+    server = PrivateControlServer("book-cache", data_dir=tmp_path / "data")
+    try:
+        ids, before = [], {}
+        for seed in range(CLOSED_EPISODES_CACHED + 2):
+            created = server.control.create("miniwob.click-test", seed=seed, record_observations=True)
+            server.run(server.session(created["agent_token"]).act("noop", {"wait_ms": 0}))
+            server.control.close(created["episode_id"])
+            ids.append(created["episode_id"])
+            before[created["episode_id"]] = (server.control.state(created["episode_id"]),
+                                              server.control.http.get(f"/v1/episodes/{created['episode_id']}"
+                                                                      "/trajectory?observations=true").json())
+        live = {episode.id for episode in server.manager.episodes()}
+        assert ids[0] not in live and ids[1] not in live and ids[-1] in live  # only the newest closed stay whole
+        for episode_id in ids[:2]:
+            trajectory = server.control.http.get(f"/v1/episodes/{episode_id}/trajectory?observations=true").json()
+            assert (server.control.state(episode_id), trajectory) == before[episode_id]
+            assert trajectory["steps"][0]["observation_text"]  # media read from the data dir's files
+        listed = [summary["episode_id"] for summary in server.control.http.get("/v1/episodes").json()["episodes"]]
+        assert listed == ids
+    finally:
+        server.stop()
+
+
+def test_retention_applies_at_start_and_while_serving(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = PrivateControlServer("book-retention-1", data_dir=data_dir)
+    try:
+        ids = []
+        for seed in range(3):
+            created = first.control.create("miniwob.click-test", seed=seed)
+            first.control.close(created["episode_id"])
+            ids.append(created["episode_id"])
+    finally:
+        first.stop()
+
+    # Started with room for two closed episodes: the oldest is gone from the book at start.
+    second = PrivateControlServer("book-retention-2", data_dir=data_dir, idle_timeout_s=2.0,
+                                  book_settings={"book_max_episodes": 2})
+    try:
+        def listed() -> list[str]:
+            return [e["episode_id"] for e in second.control.http.get("/v1/episodes").json()["episodes"]]
+
+        assert listed() == ids[1:]
+        assert second.control.http.get(f"/v1/episodes/{ids[0]}").status_code == 404
+        # While serving, the reaper's pass prunes too (every second with this idle timeout).
+        newest = second.control.create("miniwob.click-test", seed=9)["episode_id"]
+        assert listed() == [*ids[1:], newest]  # running episodes are never pruned
+        second.control.close(newest)
+        wait_for(lambda: listed() == [ids[2], newest], "the book was not pruned while serving")
+        with contextlib.closing(sqlite3.connect(data_dir / BOOK_FILE)) as book:
+            assert {row[0] for row in book.execute("SELECT episode_id FROM episodes")} == {ids[2], newest}
+    finally:
+        second.stop()

@@ -3,9 +3,10 @@
 They stay out of SQLite because they are large and read rarely (the viewer, one
 step at a time): `<data dir>/media/<episode id>/<step index>.png` and `.txt`. The
 book's `media` table says which files a step has (and why a screenshot was
-skipped), and is written in the same transaction as the step, after the files: a
-file without its row is an orphan the next prune removes, never a row without its
-file.
+skipped), and is written in the same transaction as the step, after the files are
+whole: a file cut short by a crash has no row, so it is never read (the next write
+of its step replaces it; otherwise it goes with its episode), and a row never points
+at a missing file.
 
 Readers get `StoredMedia`, a read-only mapping that opens a file only when a step's
 media is asked for, so a restored episode costs no memory until it is viewed.
@@ -13,7 +14,6 @@ media is asked for, so a restored episode costs no memory until it is viewed.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator, Mapping
@@ -46,13 +46,13 @@ class MediaFiles:
         return self.root / episode_id
 
     def write(self, episode_id: str, index: int, media: StepMedia) -> MediaRow:
-        """Write one step's files (each whole, or not at all) and return its row."""
+        """Write one step's files and return its row (to be committed once the files are written)."""
         folder = self.folder(episode_id)
         folder.mkdir(parents=True, exist_ok=True)
         if media.observation_text is not None:
-            _write_whole(folder / f"{index}.txt", media.observation_text.encode("utf-8"))
+            (folder / f"{index}.txt").write_bytes(media.observation_text.encode("utf-8"))
         if media.screenshot_png is not None:
-            _write_whole(folder / f"{index}.png", media.screenshot_png)
+            (folder / f"{index}.png").write_bytes(media.screenshot_png)
         return MediaRow(media.observation_text is not None, media.screenshot_png is not None,
                         media.screenshot_skipped)
 
@@ -96,18 +96,6 @@ class StoredMedia(Mapping[int, StepMedia]):
 
     def __len__(self) -> int:
         return len(self._rows)
-
-
-def _write_whole(path: Path, content: bytes) -> None:
-    """Write to a temporary name, then rename: a reader sees the old file or the whole new one."""
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with open(partial, "wb") as handle:
-            handle.write(content)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def _read(path: Path) -> bytes | None:
