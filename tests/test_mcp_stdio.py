@@ -25,13 +25,12 @@ EXPECTED_TOOLS = {
 }
 
 
-def _params(*extra: str, env: dict[str, str] | None = None) -> StdioServerParameters:
+def _params(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> StdioServerParameters:
     """`safebrowse stdio` as a desktop client starts it, with a data dir of its own (never the user's)."""
     passthrough = {key: os.environ[key] for key in ("SAFEBROWSE_CHROMIUM",) if key in os.environ}
-    data_dir = tempfile.mkdtemp(prefix="safebrowse-stdio-")
     return StdioServerParameters(
         command=SAFEBROWSE,
-        args=["stdio", "--task", "miniwob.click-test", "--seed", "1", "--data-dir", data_dir, *extra],
+        args=["stdio", "--task", "miniwob.click-test", "--seed", "1", "--data-dir", str(data_dir), *extra],
         env={**passthrough, **(env or {})},
         cwd=str(REPO),
     )
@@ -59,11 +58,11 @@ async def _click_the_button(client: Client) -> tuple[str, str]:
 
 
 @pytest.mark.slow
-def test_stdio_lists_the_tools_and_solves_click_test():
+def test_stdio_lists_the_tools_and_solves_click_test(tmp_path: Path):
     with tempfile.TemporaryFile("w+") as errlog:
 
         async def session() -> tuple[set[str], str, str]:
-            async with Client(stdio_client(_params(), errlog=errlog)) as client:
+            async with Client(stdio_client(_params(tmp_path / "data"), errlog=errlog)) as client:
                 assert client.server_info.name == "safebrowse"
                 names = {tool.name for tool in (await client.list_tools()).tools}
                 return names, *await _click_the_button(client)
@@ -78,13 +77,13 @@ def test_stdio_lists_the_tools_and_solves_click_test():
 
 
 @pytest.mark.slow
-def test_stdio_with_control_port_lets_a_trainer_see_the_outcome():
+def test_stdio_with_control_port_lets_a_trainer_see_the_outcome(tmp_path: Path):
     port, token = _free_port(), "ctl_" + secrets.token_urlsafe(16)
     control = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {token}"}
 
     async def session() -> list[dict]:
-        params = _params("--control-port", str(port), env={"SAFEBROWSE_CONTROL_TOKEN": token})
+        params = _params(tmp_path / "data", "--control-port", str(port), env={"SAFEBROWSE_CONTROL_TOKEN": token})
         async with Client(stdio_client(params, errlog=sys.stderr)) as client, httpx.AsyncClient() as http:
             await _click_the_button(client)
             assert (await http.get(f"{control}/v1/episodes", timeout=30)).status_code == 401
