@@ -22,7 +22,6 @@ earlier server runs on the same book.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hmac
 import logging
 import secrets
@@ -37,9 +36,11 @@ from engine.agent_view.observation import Observation
 from engine.agent_view.port import EpisodeOverError, StepNotRecordedError
 from engine.assets import AssetServer, miniwob_html_dir
 from engine.book import BookSummary, BookWriteError, EpisodeBook
+from engine.book.archive import BookArchive
 from engine.book.cursor import BookCursor
 from engine.config import EngineConfig
 from engine.episode import Episode, EpisodeClosedError, Oracle
+from engine.jobs import EpisodeJobs
 from engine.recorder import Recording
 from engine.records import ClosedBy, EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason, StepRecord
 from engine.snapshot import EpisodeSnapshot
@@ -55,10 +56,8 @@ MAX_SEED = 2**31 - 1
 # are the book's retention defaults (`EpisodeBook.open`).
 CLOSED_EPISODES_KEPT = 1_000
 RECORDINGS_KEPT = 100
-# With a book: closed episodes kept whole in memory (newest), and snapshots read back from the
-# book kept for the next read (their media stay on disk until asked for).
+# With a book: closed episodes kept whole in memory (newest); older ones are read from the book.
 CLOSED_EPISODES_CACHED = 16
-BOOK_SNAPSHOTS_CACHED = 32
 
 
 class EpisodeNotFoundError(KeyError):
@@ -100,15 +99,10 @@ class EpisodeManager:
         closes it when it stops."""
         self._oracle_factory = oracle_factory
         self._episodes: OrderedDict[str, Episode] = OrderedDict()
-        # What the book holds of each live episode (only with a book).
-        self._cursors: dict[str, BookCursor] = {}
         # Episodes read from the book rather than held live: closed earlier, or of an earlier run.
-        self._archived: dict[str, BookSummary] = {}
-        self._book_snapshots: OrderedDict[str, EpisodeSnapshot] = OrderedDict()
+        self._archive = BookArchive()
         self._trainer_data: dict[str, Mapping[str, Any]] = {}
-        self._history: list[EpisodeState] = []
         self._tokens: dict[str, str] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
         # Episodes holding a slot on their worker (`WorkerPool.pick`) until their close job returns.
         self._slots: set[str] = set()
         self._reaper: asyncio.Task[None] | None = None
@@ -116,13 +110,14 @@ class EpisodeManager:
         # Called once per episode when it stops running, whatever ended it: a step, the
         # trainer's end, a close while running, a browser fault. `episode.snapshot` is then
         # the episode as that job left it.
-        self.on_end: list[Callable[[Episode], None]] = []
+        self._jobs = EpisodeJobs(book)
+        self.on_end = self._jobs.on_end
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         if self.book is not None:
-            self._load_book(self.book)
+            self._archive.load(self.book)
         self.assets.mount("/", miniwob_html_dir())
         for spec in self.registry:
             for prefix, folder in spec.asset_mounts:
@@ -143,13 +138,6 @@ class EpisodeManager:
         self.assets.stop()
         if self.book is not None:
             self.book.close()
-
-    def _load_book(self, book: EpisodeBook) -> None:
-        """Know every episode the book holds (states only; steps are read when asked for)."""
-        summaries = book.summaries()
-        self._archived = {summary.state.episode_id: summary for summary in summaries}
-        ended = [summary for summary in summaries if summary.ended_at is not None]
-        self._history = [summary.state for summary in sorted(ended, key=lambda summary: summary.ended_at or 0.0)]
 
     # -- trainer side --------------------------------------------------------------------
 
@@ -194,11 +182,12 @@ class EpisodeManager:
             episode.transcript.keep()
         try:
             observation = await asyncio.wait_for(
-                self._run_job(episode, self._setting_up(observe, cursor)), timeout=self.config.setup_timeout_s + 5
+                self._jobs.run(episode, self._setting_up(observe, cursor)), timeout=self.config.setup_timeout_s + 5
             )
         except BaseException as error:
             # The slot is given back when the close job returns, whenever that is.
-            closing = self._submit_job(episode, lambda episode: episode.close(), then=lambda: self.pool.release(worker))
+            closing = self._jobs.submit(
+                episode, lambda episode: episode.close(), then=lambda: self.pool.release(worker))
             if isinstance(error, TimeoutError):
                 # The task's code may still be running on the worker: its close is queued behind
                 # it, and the caller is answered now, not whenever that code returns.
@@ -213,12 +202,10 @@ class EpisodeManager:
                 raise error  # the book is full, not the task broken: nothing of the episode is kept
             raise EpisodeSetupError(f"setup of {task_id!r} failed: {reason}") from error
         token = secrets.token_urlsafe(32)
-        if cursor is not None:
-            self._cursors[episode.id] = cursor
+        self._jobs.admit(episode, cursor)
         self._episodes[episode.id] = episode
         self._slots.add(episode.id)
         self._tokens[token] = episode.id
-        self._locks[episode.id] = asyncio.Lock()
         self._forget_old()
         return CreatedEpisode(episode.id, token, spec.id, episode.snapshot.state.goal, observation)
 
@@ -250,7 +237,7 @@ class EpisodeManager:
 
         Raises `BookWriteError` while that moment could not be recorded (the book is full):
         a reader is not shown what a restart would lose."""
-        cursor = self._cursors.get(episode_id)
+        cursor = self._jobs.cursors.get(episode_id)
         failure = cursor.failure if cursor is not None else None
         if failure is not None:
             raise BookWriteError(failure.episode_id, failure.reason, full=failure.full)
@@ -268,7 +255,7 @@ class EpisodeManager:
     def states(self) -> list[EpisodeState]:
         """Every remembered episode's state (live, and in the book), oldest first (for listings
         and metrics)."""
-        states = [summary.state for summary in self._archived.values()]
+        states = self._archive.states()
         states += [episode.snapshot.state for episode in self._episodes.values()]
         return sorted(states, key=lambda state: state.created_at)
 
@@ -278,23 +265,22 @@ class EpisodeManager:
 
     def episode_ids(self) -> set[str]:
         """Every remembered episode, live or in the book."""
-        return {*self._episodes, *self._archived}
+        return {*self._episodes, *self._archive}
 
     def history(self) -> list[EpisodeState]:
         """The ended episodes the book held when the manager started, in the order they ended."""
-        return list(self._history)
+        return self._archive.history()
 
     def trainer_data(self, episode_id: str) -> Mapping[str, Any]:
         """What the trainer's door keeps with the episode (`keep_trainer_data`); empty if nothing."""
-        summary = self._archived.get(episode_id)
+        summary = self._archive.summary(episode_id)
         if summary is not None:
             return summary.trainer_data
         return self._trainer_data.get(episode_id, {})
 
     def trainer_data_items(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         """Every remembered episode's trainer data."""
-        for episode_id, summary in self._archived.items():
-            yield episode_id, summary.trainer_data
+        yield from self._archive.trainer_data_items()
         yield from self._trainer_data.items()
 
     def keep_trainer_data(self, episode_id: str, data: Mapping[str, Any]) -> None:
@@ -347,25 +333,18 @@ class EpisodeManager:
         episode = self._episodes.get(episode_id)
         if episode is not None:
             return episode.snapshot
-        cached = self._book_snapshots.get(episode_id)
-        if cached is not None:
-            self._book_snapshots.move_to_end(episode_id)
-            return cached
         self._summary(episode_id)
-        snapshot = self.book.snapshot(episode_id) if self.book is not None else None
+        snapshot = self._archive.snapshot(self.book, episode_id) if self.book is not None else None
         if snapshot is None:  # pruned a moment ago
             self._forget(episode_id)
             raise EpisodeNotFoundError(episode_id)
-        self._book_snapshots[episode_id] = snapshot
-        while len(self._book_snapshots) > BOOK_SNAPSHOTS_CACHED:
-            self._book_snapshots.popitem(last=False)
         return snapshot
 
     def _summary(self, episode_id: str) -> BookSummary:
-        try:
-            return self._archived[episode_id]
-        except KeyError:
-            raise EpisodeNotFoundError(episode_id) from None
+        summary = self._archive.summary(episode_id)
+        if summary is None:
+            raise EpisodeNotFoundError(episode_id)
+        return summary
 
     # -- agent side ----------------------------------------------------------------------
 
@@ -388,70 +367,8 @@ class EpisodeManager:
         self, episode_id: str, job: Callable[[Episode], T], then: Callable[[], None] | None = None,
         record_first: bool = True,
     ) -> T:
-        """Run `job` on the episode's worker after the episode's earlier jobs; `then` runs on the
-        event loop once the job has returned, even if the caller stopped waiting for it.
-        `record_first`: see `_submit_job`."""
-        episode = self.get(episode_id)
-        ended = False
-        try:
-            async with self._locks[episode_id]:
-                was_running = episode.snapshot.state.status is EpisodeStatus.RUNNING
-                try:
-                    result = await self._run_job(episode, job, then, record_first)
-                finally:
-                    ended = was_running and episode.snapshot.state.status is not EpisodeStatus.RUNNING
-        finally:
-            if ended:
-                self._notify_end(episode)
-        return result
-
-    async def _run_job(
-        self, episode: Episode, job: Callable[[Episode], T], then: Callable[[], None] | None = None,
-        record_first: bool = True,
-    ) -> T:
-        return await asyncio.wrap_future(self._submit_job(episode, job, then, record_first))
-
-    def _submit_job(
-        self, episode: Episode, job: Callable[[Episode], T], then: Callable[[], None] | None = None,
-        record_first: bool = True,
-    ) -> concurrent.futures.Future[T]:
-        """Queue `job` on the episode's worker; the job ends by publishing the episode's snapshot
-        and, with a book, writing what changed (a failed write fails the job with BookWriteError).
-
-        While an earlier write of the episode has failed, the job first writes what is pending;
-        if that fails too, the job does not run (`record_first`; a close runs regardless, so a
-        full disk never keeps a browser context open)."""
-        book, cursor = self.book, self._cursors.get(episode.id)
-
-        def published(_worker: BrowserWorker) -> T:
-            if book is not None and cursor is not None and record_first and cursor.failure is not None:
-                cursor.save(book, episode.snapshot, episode.transcript.drain())
-            try:
-                return job(episode)
-            finally:
-                episode.publish()
-                if book is not None and cursor is not None:
-                    cursor.save(book, episode.snapshot, episode.transcript.drain())
-
-        future = episode.worker.submit(published)
-        if then is not None:
-            loop = asyncio.get_running_loop()
-
-            def on_loop(_done: concurrent.futures.Future[T]) -> None:
-                try:
-                    loop.call_soon_threadsafe(then)
-                except RuntimeError:  # the loop is closed: nothing is left to keep count for
-                    pass
-
-            future.add_done_callback(on_loop)
-        return future
-
-    def _notify_end(self, episode: Episode) -> None:
-        for callback in self.on_end:
-            try:
-                callback(episode)
-            except Exception:  # noqa: BLE001 - observers must not break an episode
-                logger.exception("on_end callback failed")
+        """Run `job` on the live episode's worker, in the episode's order (`EpisodeJobs.serialized`)."""
+        return await self._jobs.serialized(self.get(episode_id), job, then, record_first)
 
     async def run_for_agent(self, episode_id: str, job: Callable[[Episode], T]) -> T:
         """Run an agent's job on the episode's worker, after the jobs before it.
@@ -493,27 +410,21 @@ class EpisodeManager:
             return
         closed = [episode for episode in self._episodes.values()
                   if episode.snapshot.state.status is EpisodeStatus.CLOSED and episode.id not in self._slots
-                  and self._recorded(episode.id)]
+                  and self._jobs.recorded(episode.id)]
         for episode in closed[: max(0, len(closed) - CLOSED_EPISODES_CACHED)]:
             snapshot = episode.snapshot
-            self._archived[episode.id] = BookSummary(snapshot.state, snapshot.recording,
-                                                     self._trainer_data.get(episode.id, {}), ended_at=None)
+            self._archive.add(BookSummary(snapshot.state, snapshot.recording,
+                                          self._trainer_data.get(episode.id, {}), ended_at=None))
             self._drop_live(episode.id)
-
-    def _recorded(self, episode_id: str) -> bool:
-        cursor = self._cursors.get(episode_id)
-        return cursor is not None and cursor.failure is None
 
     def _drop_live(self, episode_id: str) -> None:
         self._episodes.pop(episode_id, None)
-        self._locks.pop(episode_id, None)
-        self._cursors.pop(episode_id, None)
+        self._jobs.release(episode_id)
         self._trainer_data.pop(episode_id, None)
 
     def _forget(self, episode_id: str) -> None:
         """The book no longer holds the episode (pruned): nothing of it is kept."""
-        self._archived.pop(episode_id, None)
-        self._book_snapshots.pop(episode_id, None)
+        self._archive.forget(episode_id)
         episode = self._episodes.get(episode_id)
         if episode is not None and episode.snapshot.state.status is EpisodeStatus.CLOSED:
             self._drop_live(episode_id)
@@ -529,7 +440,7 @@ class EpisodeManager:
         book = self.book
         if book is None:
             return
-        for episode_id in [eid for eid, cursor in self._cursors.items() if cursor.failure is not None]:
+        for episode_id in [eid for eid, cursor in self._jobs.cursors.items() if cursor.failure is not None]:
             if episode_id in self._episodes:
                 try:
                     await self._serialized(episode_id, lambda episode: None)
@@ -544,15 +455,14 @@ class EpisodeManager:
         for episode_id in pruned.removed:
             self._forget(episode_id)
         for episode_id in pruned.media_dropped:
-            self._book_snapshots.pop(episode_id, None)
+            self._archive.forget_snapshot(episode_id)
 
     def _forget_old(self) -> None:
         if self.book is not None:
             return  # the book keeps closed episodes, within its own limits
         closed = [eid for eid, e in self._episodes.items() if e.snapshot.state.status is EpisodeStatus.CLOSED]
         for episode_id in closed[: max(0, len(closed) - CLOSED_EPISODES_KEPT)]:
-            self._episodes.pop(episode_id, None)
-            self._locks.pop(episode_id, None)
+            self._drop_live(episode_id)
         for episode_id in closed[: max(0, len(closed) - RECORDINGS_KEPT)]:
             episode = self._episodes.get(episode_id)
             if episode is not None and episode.snapshot.media:
