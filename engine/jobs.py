@@ -48,6 +48,11 @@ class EpisodeJobs:
         self._locks.pop(episode_id, None)
         self.cursors.pop(episode_id, None)
 
+    def busy(self, episode_id: str) -> bool:
+        """Whether a job of the episode is running or waiting for its turn."""
+        lock = self._locks.get(episode_id)
+        return lock is not None and lock.locked()
+
     def recorded(self, episode_id: str) -> bool:
         """Whether the book holds all of the episode (no write of it is pending)."""
         cursor = self.cursors.get(episode_id)

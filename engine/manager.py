@@ -25,10 +25,8 @@ import asyncio
 import hmac
 import logging
 import secrets
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from engine.agent_session import AgentSession
@@ -40,7 +38,9 @@ from engine.book.archive import BookArchive
 from engine.book.cursor import BookCursor
 from engine.config import EngineConfig
 from engine.episode import Episode, EpisodeClosedError, Oracle
+from engine.episode_errors import CreatedEpisode, EpisodeNotFoundError, EpisodeSetupError, TooManyEpisodesError
 from engine.jobs import EpisodeJobs
+from engine.reaper import reap_idle
 from engine.recorder import Recording
 from engine.records import ClosedBy, EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason, StepRecord
 from engine.snapshot import EpisodeSnapshot
@@ -58,28 +58,6 @@ CLOSED_EPISODES_KEPT = 1_000
 RECORDINGS_KEPT = 100
 # With a book: closed episodes kept whole in memory (newest); older ones are read from the book.
 CLOSED_EPISODES_CACHED = 16
-
-
-class EpisodeNotFoundError(KeyError):
-    def __str__(self) -> str:
-        return f"no episode {self.args[0]!r}"
-
-
-class TooManyEpisodesError(RuntimeError):
-    pass
-
-
-class EpisodeSetupError(RuntimeError):
-    """The task's setup failed or timed out; nothing was left open."""
-
-
-@dataclass(frozen=True)
-class CreatedEpisode:
-    episode_id: str
-    agent_token: str
-    task_id: str
-    goal: str
-    observation: Observation | None
 
 
 class EpisodeManager:
@@ -124,7 +102,7 @@ class EpisodeManager:
                 self.assets.mount(prefix, folder)
         self.assets.start()
         await self.pool.start()
-        self._reaper = asyncio.create_task(self._reap_idle())
+        self._reaper = asyncio.create_task(reap_idle(self, self.config.idle_timeout_s))
 
     async def stop(self) -> None:
         if self._reaper is not None:
@@ -435,7 +413,7 @@ class EpisodeManager:
         except Exception as error:  # noqa: BLE001 - logged; the reaper retries what is left
             logger.warning("closing episode %s: %s", episode_id, error)
 
-    async def _keep_the_book(self) -> None:
+    async def keep_the_book(self) -> None:
         """Housekeeping of the book: write what failed before, then apply the retention limits."""
         book = self.book
         if book is None:
@@ -468,25 +446,6 @@ class EpisodeManager:
             if episode is not None and episode.snapshot.media:
                 # On the worker's thread, like every change to an episode; it publishes the result.
                 episode.worker.submit(_dropping_media(episode))
-
-    async def _reap_idle(self) -> None:
-        interval = min(30.0, self.config.idle_timeout_s / 2)
-        while True:
-            await asyncio.sleep(interval)
-            now = time.time()
-            for episode in list(self._episodes.values()):
-                state = episode.snapshot.state
-                idle_s = now - state.last_activity_at
-                if state.status is not EpisodeStatus.CLOSED and idle_s > self.config.idle_timeout_s:
-                    logger.info("closing idle episode %s", episode.id)
-                    try:
-                        await self.close(episode.id, by="idle_timeout")
-                    except BookWriteError as error:
-                        logger.warning("%s", error)
-                    except Exception:  # noqa: BLE001
-                        logger.exception("reaping episode %s failed", episode.id)
-            await self._keep_the_book()
-
 
 def _dropping_media(episode: Episode) -> Callable[[BrowserWorker], None]:
     """A worker job that forgets the episode's recorded media."""

@@ -19,8 +19,6 @@ SQLite database or fails `PRAGMA quick_check`, a schema newer than this code.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import sqlite3
 import threading
 import time
@@ -32,6 +30,7 @@ from typing import IO, Any
 from engine.book import codec
 from engine.book.errors import BookError, write_error
 from engine.book.media import MediaFiles, MediaRow, StoredMedia
+from engine.book.opening import LOCK_FILE, check_tables, connect, lock_data_dir, use_write_ahead_log
 from engine.book.schema import SCHEMA_VERSION, check_version, migrate, stored_version
 from engine.recorder import Recording, StepMedia
 from engine.records import EpisodeState, EpisodeStatus, StepRecord
@@ -39,7 +38,6 @@ from engine.snapshot import EpisodeSnapshot
 from engine.transcript import AgentExchange
 
 BOOK_FILE = "book.sqlite3"
-LOCK_FILE = "book.lock"
 MEDIA_FOLDER = "media"
 SECONDS_PER_DAY = 86_400.0
 DEFAULT_MAX_EPISODES = 1_000
@@ -114,14 +112,14 @@ class EpisodeBook:
         data_dir = Path(data_dir).expanduser()
         if read_only:
             return cls._open_read_only(data_dir, max_episodes, max_age_days, max_media_episodes)
-        lock = _lock_data_dir(data_dir)
+        lock = lock_data_dir(data_dir)
         try:
-            connection = _connect(data_dir / BOOK_FILE, read_only=False)
+            connection = connect(data_dir / BOOK_FILE, read_only=False)
             try:
                 check_version(stored_version(connection), SCHEMA_VERSION)  # before anything changes the file
-                _use_write_ahead_log(connection, data_dir / BOOK_FILE)
+                use_write_ahead_log(connection, data_dir / BOOK_FILE)
                 version = migrate(connection)
-                _check_schema(connection, data_dir / BOOK_FILE, version)
+                check_tables(connection, data_dir / BOOK_FILE, version)
                 if max_bytes is not None:
                     page_size: int = connection.execute("PRAGMA page_size").fetchone()[0]
                     connection.execute(f"PRAGMA max_page_count = {max(1, int(max_bytes) // page_size)}")
@@ -144,14 +142,14 @@ class EpisodeBook:
         if not path.is_file():
             raise BookError(f"there is no episode book in {data_dir} (no {BOOK_FILE}); "
                             "name the data dir a server wrote with --data-dir")
-        connection = _connect(path, read_only=True)
+        connection = connect(path, read_only=True)
         try:
             version = stored_version(connection)
             check_version(version, SCHEMA_VERSION)
             if version < SCHEMA_VERSION:
                 raise BookError(f"book schema version {version} is older than this safebrowse ({SCHEMA_VERSION}); "
                                 "start `safebrowse serve` on this data dir once to bring it up to date")
-            _check_schema(connection, path, version)
+            check_tables(connection, path, version)
         except BaseException:
             connection.close()
             raise
@@ -317,7 +315,7 @@ class EpisodeBook:
                 conditions.append(condition)
                 parameters.append(value)
         where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
-        connection = _connect(self.path, read_only=True, check=False)
+        connection = connect(self.path, read_only=True, check=False)
         try:
             episodes = connection.execute(
                 "SELECT episode_id, state_json, trainer_data_json FROM episodes" + where + " ORDER BY created_at",
@@ -353,91 +351,6 @@ class EpisodeBook:
 def _records(connection: sqlite3.Connection, episode_id: str) -> tuple[StepRecord, ...]:
     return tuple(codec.record_of(text) for (text,) in connection.execute(
         "SELECT record_json FROM steps WHERE episode_id = ? ORDER BY step_index", (episode_id,)))
-
-
-def _lock_data_dir(data_dir: Path) -> IO[str]:
-    """Create the data dir if needed and hold its lock file; BookError if either fails."""
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handle = open(data_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held until close()
-    except OSError as error:
-        raise BookError(f"the data dir {data_dir} is not writable ({error.strerror or error}); "
-                        "give safebrowse a folder it can write with --data-dir or SAFEBROWSE_DATA_DIR") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip()
-        handle.close()
-        who = f" (pid {holder})" if holder.isdigit() else ""
-        raise BookError(f"another safebrowse server{who} is using the data dir {data_dir}; stop it, "
-                        "or give this server its own --data-dir") from None
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        if not os.access(data_dir, os.W_OK):
-            raise PermissionError("permission denied")
-    except OSError as error:
-        handle.close()
-        raise BookError(f"the data dir {data_dir} is not writable ({getattr(error, 'strerror', None) or error}); "
-                        "give safebrowse a folder it can write with --data-dir or SAFEBROWSE_DATA_DIR") from None
-    return handle
-
-
-def _connect(path: Path, *, read_only: bool, check: bool = True) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), checked unless `check` is False.
-
-    Nothing here writes to the file: a book refused at open is left exactly as it was."""
-    try:
-        if read_only:
-            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                                         check_same_thread=False)
-        else:
-            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as error:
-        raise BookError(f"the book {path} cannot be opened: {error}") from None
-    try:
-        connection.execute("PRAGMA busy_timeout = 5000")
-        if check:
-            problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                raise BookError(f"the book {path} is damaged (quick_check: {'; '.join(problems[:3])}); "
-                                "safebrowse will not start on it: move it aside (a new book is then started) "
-                                "or restore a backup")
-    except sqlite3.OperationalError as error:
-        connection.close()
-        raise BookError(f"the book {path} cannot be opened ({error}); check that its data dir is writable "
-                        "and on a local file system") from None
-    except sqlite3.DatabaseError as error:
-        connection.close()
-        raise BookError(f"the book {path} is damaged or is not a SQLite database ({error}); "
-                        "safebrowse will not start on it: move it aside (a new book is then started) "
-                        "or restore a backup") from None
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
-def _use_write_ahead_log(connection: sqlite3.Connection, path: Path) -> None:
-    """WAL mode (kept in the file) and synchronous=NORMAL (this connection): a commit is an
-    append to the log, with no fsync."""
-    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise BookError(f"the book {path} cannot use a write-ahead log here (journal mode {mode}); "
-                        "put the data dir on a local file system")
-    connection.execute("PRAGMA synchronous = NORMAL")
-
-
-def _check_schema(connection: sqlite3.Connection, path: Path, version: int) -> None:
-    """A book at the current version has every table this code reads."""
-    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    missing = {"episodes", "steps", "exchanges", "media"} - tables
-    if version == SCHEMA_VERSION and missing:
-        raise BookError(f"the book {path} says schema version {version} but lacks the tables "
-                        f"{', '.join(sorted(missing))}; move it aside or restore a backup")
 
 
 __all__ = ["BOOK_FILE", "LOCK_FILE", "MEDIA_FOLDER", "BookEntry", "BookSummary", "EpisodeBook", "Pruned"]
