@@ -20,13 +20,14 @@ Parquet through `pyarrow` (the `parquet` extra). The same rows come from
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from control_api.trainer_data import weights_in
 from engine.agent_view.instructions import INSTRUCTIONS
 from engine.book import BookEntry
-from engine.reward import RewardWeights, cumulative_reward, score_trajectory
+from engine.reward import cumulative_reward, score_trajectory
 from engine.transcript import AgentExchange
 
 ExportFormat = Literal["jsonl", "parquet"]
@@ -35,12 +36,6 @@ FORMATS: tuple[ExportFormat, ...] = ("jsonl", "parquet")
 
 class ExportError(Exception):
     """The export cannot be written as asked; the message says why and what to do."""
-
-
-def weights_of(trainer_data: Mapping[str, Any]) -> RewardWeights:
-    """The reward weights the trainer chose for the episode, or the defaults."""
-    chosen = trainer_data.get("reward_weights")
-    return RewardWeights.model_validate(chosen) if isinstance(chosen, Mapping) else RewardWeights()
 
 
 def messages_of(goal: str, exchanges: Iterable[AgentExchange]) -> list[dict[str, Any]]:
@@ -75,7 +70,7 @@ def messages_of(goal: str, exchanges: Iterable[AgentExchange]) -> list[dict[str,
 def episode_row(entry: BookEntry) -> dict[str, Any]:
     """One episode as one row of the dataset."""
     state = entry.state
-    breakdowns = score_trajectory(entry.records, weights_of(entry.trainer_data), state.max_steps)
+    breakdowns = score_trajectory(entry.records, weights_in(entry.trainer_data), state.max_steps)
     return {
         "episode_id": state.episode_id,
         "task_id": state.task_id,
@@ -137,7 +132,6 @@ __all__ = [
     "jsonl_lines",
     "messages_of",
     "rows",
-    "weights_of",
     "write_jsonl",
     "write_parquet",
 ]

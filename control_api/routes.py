@@ -40,7 +40,8 @@ from control_api.schemas import (
     TrajectoryResponse,
     TrajectoryStep,
 )
-from control_api.state import DEFAULT_WEIGHTS, ControlState, control_state
+from control_api.state import ControlState, control_state
+from control_api.trainer_data import DEFAULT_WEIGHTS
 from engine.manager import (
     EpisodeClosedError,
     EpisodeNotFoundError,

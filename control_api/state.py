@@ -13,37 +13,15 @@ outcomes the book holds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from pydantic import ValidationError
 from starlette.requests import Request
 
 from control_api.curriculum import Curriculum
 from control_api.metrics import Metrics
+from control_api.trainer_data import AUTO_DIFFICULTY, DEFAULT_WEIGHTS, REWARD_WEIGHTS, trainer_data, weights_in
 from engine.manager import EpisodeManager
 from engine.reward import RewardWeights
-
-DEFAULT_WEIGHTS = RewardWeights()
-REWARD_WEIGHTS = "reward_weights"
-AUTO_DIFFICULTY = "auto_difficulty"
-
-
-def trainer_data(weights: RewardWeights, auto_difficulty: bool) -> dict[str, Any]:
-    """What this door keeps with an episode, as JSON."""
-    return {REWARD_WEIGHTS: weights.model_dump(mode="json"), AUTO_DIFFICULTY: auto_difficulty}
-
-
-def weights_in(data: Mapping[str, Any]) -> RewardWeights:
-    """The weights kept in an episode's trainer data; the defaults if there are none (stdio)."""
-    chosen = data.get(REWARD_WEIGHTS)
-    if not isinstance(chosen, Mapping):
-        return DEFAULT_WEIGHTS
-    try:
-        return RewardWeights.model_validate(chosen)
-    except ValidationError:
-        return DEFAULT_WEIGHTS
 
 
 @dataclass
