@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.agent_view.observation import Observation, page_text
+from engine.agent_view.observation import page_text
 from engine.agent_view.port import AgentStepResult, OracleReply, Screen
 from engine.episode import Episode
 from engine.records import StepRecord
@@ -38,21 +38,22 @@ class AgentSession:
     async def observe(self, screenshot: bool = False) -> Screen:
         def job(episode: Episode) -> Screen:
             observation, image = episode.observe(screenshot)
-            episode.transcript.note("observe", {"screenshot": screenshot}, page_text(observation), False, None)
-            return Screen(observation=observation, image_png=image)
+            text = page_text(observation)
+            episode.transcript.note("observe", {"screenshot": screenshot}, text, False, None)
+            return Screen(observation=observation, image_png=image, text=text)
 
         return await self._manager.run_for_agent(self._episode_id, job)
 
     async def act(self, tool: str, arguments: dict[str, Any]) -> AgentStepResult:
-        def job(episode: Episode) -> tuple[Observation, StepRecord]:
+        def job(episode: Episode) -> tuple[AgentStepResult, StepRecord]:
             observation, record = episode.step(tool, arguments)
             text = page_text(observation, record.error)
             episode.transcript.note(tool, record.arguments, text, record.error is not None, record.index)
-            return observation, record
+            return AgentStepResult(observation=observation, error=record.error, text=text), record
 
-        observation, record = await self._manager.run_for_agent(self._episode_id, job)
+        result, record = await self._manager.run_for_agent(self._episode_id, job)
         self._manager.after_step(self._episode_id, record)
-        return AgentStepResult(observation=observation, error=record.error)
+        return result
 
     async def consult_oracle(self, arguments: dict[str, Any]) -> OracleReply:
         def job(episode: Episode) -> tuple[str, StepRecord]:

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.agent_view.actions import ACTION_NAMES, Action, describe_validation_error
 from engine.agent_view.instructions import INSTRUCTIONS
-from engine.agent_view.observation import Observation, page_text
+from engine.agent_view.observation import Observation
 from engine.agent_view.port import AgentPort, AgentStepResult, EpisodeOverError, StepNotRecordedError
 
 logger = logging.getLogger(__name__)
@@ -198,16 +198,17 @@ def annotations_for(name: str) -> ToolAnnotations:
 
 
 def observation_result(
-    observation: Observation, error: str | None = None, image: bytes | None = None
+    observation: Observation, text: str, is_error: bool = False, image: bytes | None = None
 ) -> CallToolResult:
-    """The page as text plus the same observation as structured content."""
-    content: list[ContentBlock] = [TextContent(type="text", text=page_text(observation, error))]
+    """The page as text (rendered by the engine with `page_text`) plus the same observation as
+    structured content."""
+    content: list[ContentBlock] = [TextContent(type="text", text=text)]
     if image is not None:
         content.append(ImageContent(type="image", data=base64.b64encode(image).decode("ascii"), mime_type="image/png"))
     return CallToolResult(
         content=content,
         structured_content=observation.model_dump(mode="json"),
-        is_error=error is not None,
+        is_error=is_error,
     )
 
 
@@ -221,7 +222,7 @@ def episode_over_result() -> CallToolResult:
 
 
 def step_result(result: AgentStepResult) -> CallToolResult:
-    return observation_result(result.observation, error=result.error)
+    return observation_result(result.observation, result.text, is_error=result.error is not None)
 
 
 # -- handlers --------------------------------------------------------------------------
@@ -237,7 +238,7 @@ async def observe(port: AgentPort, arguments: dict[str, Any]) -> CallToolResult:
         # observe is not a step, so there is no step to record; the call is refused.
         return error_result(describe_validation_error(error) + ". Call observe with {} or {\"screenshot\": true}.")
     screen = await port.observe(screenshot=parsed.screenshot)
-    return observation_result(screen.observation, image=screen.image_png)
+    return observation_result(screen.observation, screen.text, image=screen.image_png)
 
 
 def action_handler(name: str) -> Handler:

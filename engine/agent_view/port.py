@@ -38,6 +38,9 @@ class AgentStepResult:
 
     observation: Observation
     error: str | None
+    text: str
+    """The result as the agent reads it (`page_text` of the page and the error), rendered once:
+    the door sends it and the episode's transcript keeps it."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Screen:
 
     observation: Observation
     image_png: bytes | None
+    text: str
+    """The page as the agent reads it (`page_text`), rendered once for the door and the transcript."""
 
 
 class AgentPort(Protocol):
