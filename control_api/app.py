@@ -32,12 +32,12 @@ from control_api.errors import (
 )
 from control_api.metrics import CountResponses
 from control_api.openapi import Operation, build_openapi
+from control_api.room import TrainerRoom
 from control_api.routes import OPERATIONS
 from control_api.schemas import CurriculumPolicy
 from control_api.state import ControlState
 from control_api.viewer import viewer_routes
 from engine.book import BookWriteError
-from engine.manager import EpisodeManager
 from safebrowse import __version__
 
 
@@ -58,16 +58,17 @@ def routes_for(operations: Sequence[Operation]) -> list[Route]:
 
 
 def build_app(
-    manager: EpisodeManager, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None
+    manager: TrainerRoom, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None
 ) -> Starlette:
-    """The trainer door for `manager`. Serve it on a private listener only.
+    """The trainer door for `manager` (a single server's EpisodeManager, or a cluster's front).
+    Serve it on a private listener only.
 
     `curriculum` sets the thresholds of `difficulty: "auto"` (the defaults otherwise).
     """
     state = ControlState(manager=manager, mcp_url=mcp_url, curriculum=Curriculum(curriculum))
     state.restore()
     manager.on_step.append(state.metrics.on_step)
-    manager.on_end.append(state.curriculum.on_end)
+    manager.on_end.append(state.count_ended)
     app = Starlette(
         routes=[*routes_for(OPERATIONS), *viewer_routes()],
         middleware=[

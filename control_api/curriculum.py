@@ -15,8 +15,8 @@ The policy, per task, over the task's declared difficulties (easiest first):
   window of results.
 
 Results of episodes created with an explicit difficulty count too: they say how the
-trainer's agent does at that level. The state lives in memory, fed by
-`EpisodeManager.on_end`, so every way an episode can end (a step, the trainer's end,
+trainer's agent does at that level. The state lives in memory, fed by the room's
+`on_end` (`ControlState.count_ended`), so every way an episode can end (a step, the trainer's end,
 the idle reaper, a browser fault) is seen exactly once. A server that starts on an
 episode book rebuilds it by replaying the book's ended episodes in the order they
 ended (`ControlState.restore`), so a restart neither forgets nor double-counts a
@@ -29,7 +29,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from control_api.schemas import CurriculumLevel, CurriculumPolicy, CurriculumResponse, CurriculumTask
-from engine.episode import Episode
 from engine.records import EpisodeState, FailureReason
 
 AUTO = "auto"
@@ -82,10 +81,6 @@ class Curriculum:
         elif rate <= self.policy.demote_at and progress.level > 0:
             window.clear()
             progress.level -= 1
-
-    def on_end(self, episode: Episode) -> None:
-        """`EpisodeManager.on_end` callback: reads the snapshot the ending job published."""
-        self.count(episode.spec.difficulties, episode.snapshot.state)
 
     def count(self, difficulties: tuple[str, ...], state: EpisodeState) -> None:
         """Count an ended episode of a task with these difficulties, unless its reason does not count."""

@@ -1,7 +1,8 @@
 """Prometheus metrics for the trainer door, through prometheus-client.
 
-Step metrics come from the manager's `on_step` callbacks; episode gauges are set
-from the manager's published episode states at scrape time; response counts come
+Step metrics come from the room's `on_step` callbacks; episode gauges are set
+from the room's published episode states at scrape time (and, for a cluster's
+front, per browser node from what the front counts of each); response counts come
 from a small ASGI wrapper. Each `Metrics` has a registry of its own rather than
 the library's global one, so several control apps (tests build many) can live in
 one process.
@@ -40,9 +41,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from control_api.room import TrainerRoom
 from engine.agent_view.actions import ACTION_NAMES
-from engine.episode import Episode
-from engine.manager import EpisodeManager
+from engine.placement import NodeLoad
 from engine.records import EpisodeStatus, StepRecord
 
 # The classic text format (what generate_latest writes with its default escaping and
@@ -77,6 +78,14 @@ class Metrics:
                                        ["reason"], registry=registry)
         self._responses = Counter("safebrowse_control_responses", "Control API responses, by status code.",
                                   ["code"], registry=registry)
+        self._node_open = Gauge("safebrowse_node_episodes_open",
+                                "Episodes still accepting actions on each browser node of a cluster.",
+                                ["node"], registry=registry, multiprocess_mode="livesum")
+        self._node_alive = Gauge("safebrowse_node_up", "1 while the cluster's browser node serves, 0 once lost.",
+                                 ["node"], registry=registry, multiprocess_mode="livesum")
+        self._node_steps = Counter("safebrowse_node_steps", "Agent steps taken on each browser node of a cluster.",
+                                   ["node"], registry=registry)
+        self._node_steps_seen: dict[str, int] = {}
         self._step_seconds = Histogram("safebrowse_step_duration_seconds",
                                        "Time to act, validate and observe one step.",
                                        buckets=STEP_SECONDS_BUCKETS, registry=registry)
@@ -90,7 +99,7 @@ class Metrics:
         """A refused or failed creation; `error` is the API error code (`unknown_task`, ...)."""
         self._create_errors.labels(error).inc()
 
-    def on_step(self, episode: Episode, record: StepRecord) -> None:
+    def on_step(self, record: StepRecord) -> None:
         tool = record.tool if record.tool in KNOWN_TOOLS else "other"
         outcome = record.error_kind or "ok"
         self._steps.labels(tool, outcome).inc()
@@ -113,11 +122,22 @@ class Metrics:
         self._episodes_open.set(counts[EpisodeStatus.RUNNING])
         self._contexts_open.set(counts[EpisodeStatus.RUNNING] + counts[EpisodeStatus.ENDED])
 
+    def count_nodes(self, loads: Iterable[NodeLoad]) -> None:
+        """Set the per-node series from what a cluster's front counts of its browser nodes."""
+        for load in loads:
+            self._node_open.labels(load.node).set(load.open_episodes)
+            self._node_alive.labels(load.node).set(1 if load.alive else 0)
+            counted = self._node_steps_seen.get(load.node, 0)
+            if load.steps > counted:
+                self._node_steps.labels(load.node).inc(load.steps - counted)
+                self._node_steps_seen[load.node] = load.steps
+
     # -- exposition ---------------------------------------------------------------------
 
-    def render(self, manager: EpisodeManager) -> str:
+    def render(self, room: TrainerRoom) -> str:
         """The text exposition: this registry, or every process's files in multi-process mode."""
-        self.count_episodes(state.status for state in manager.states())
+        self.count_episodes(state.status for state in room.states())
+        self.count_nodes(room.node_loads())
         if self.multiprocess_dir is None:
             return generate_latest(WithoutCreated(self.registry)).decode("utf-8")
         aggregate = CollectorRegistry()

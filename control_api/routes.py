@@ -42,12 +42,8 @@ from control_api.schemas import (
 )
 from control_api.state import ControlState, control_state
 from control_api.trainer_data import DEFAULT_WEIGHTS
-from engine.manager import (
-    EpisodeClosedError,
-    EpisodeNotFoundError,
-    EpisodeSetupError,
-    TooManyEpisodesError,
-)
+from engine.episode import EpisodeClosedError
+from engine.episode_errors import EpisodeNotFoundError, EpisodeSetupError, NoCapacityError, TooManyEpisodesError
 from engine.recorder import Recording as EngineRecording
 from engine.records import EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason
 from engine.reward import RewardBreakdown, cumulative_reward, score_trajectory
@@ -110,6 +106,7 @@ def _recording(snapshot: EpisodeSnapshot) -> Recording:
 def _state_response(control: ControlState, snapshot: EpisodeSnapshot) -> EpisodeStateResponse:
     state = snapshot.state
     breakdowns = _scored(control, snapshot)
+    placement = control.manager.placement(state.episode_id)
     return EpisodeStateResponse(
         episode_id=state.episode_id,
         task_id=state.task_id,
@@ -133,6 +130,8 @@ def _state_response(control: ControlState, snapshot: EpisodeSnapshot) -> Episode
         last_activity_at=state.last_activity_at,
         setup_ms=state.setup_ms,
         closed_by=state.closed_by,
+        node=placement.node,
+        mcp_url=placement.mcp_url or control.mcp_url,
     )
 
 
@@ -194,6 +193,9 @@ async def create_episode(request: Request) -> Response:
     except TooManyEpisodesError as error:
         control.metrics.create_failed("too_many_episodes")
         raise ApiError(429, "too_many_episodes", str(error), headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
+    except NoCapacityError as error:
+        control.metrics.create_failed("no_capacity")
+        raise ApiError(503, "no_capacity", str(error), headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
     except EpisodeSetupError as error:
         control.metrics.create_failed("setup_failed")
         raise ApiError(502, "episode_setup_failed", str(error)) from None
@@ -207,7 +209,8 @@ async def create_episode(request: Request) -> Response:
     response = CreatedEpisodeResponse(
         episode_id=created.episode_id,
         agent_token=created.agent_token,
-        mcp_url=control.mcp_url,
+        mcp_url=created.mcp_url or control.mcp_url,
+        node=created.node,
         task_id=created.task_id,
         goal=created.goal,
         seed=state.seed,
@@ -378,7 +381,8 @@ OPERATIONS: tuple[Operation, ...] = (
                404: ("Unknown task id; `suggestions` lists close ids.", None),
                429: ("Too many open episodes; close one first (see Retry-After).", None),
                502: ("The task's setup failed in the browser; nothing was left open.", None),
-               503: BOOK_UNAVAILABLE,
+               503: ("No browser node of the cluster can take an episode now (`no_capacity`; see "
+                     "Retry-After), or the episode book refused a write (`book_unavailable`).", None),
                507: ("The episode book cannot record a new episode (`book_full`); none was created.", None)},
               description="Limits left unset take the server defaults. reward_weights are kept with the "
                           "episode and used for every reward this API reports for it.",

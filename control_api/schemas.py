@@ -138,7 +138,10 @@ class CreateEpisodeRequest(_Strict):
 class CreatedEpisodeResponse(BaseModel):
     episode_id: str
     agent_token: str = Field(description="Bearer token for the agent's MCP connection; shown only here.")
-    mcp_url: str = Field(description="Where the agent connects (streamable HTTP).")
+    mcp_url: str = Field(description="Where the agent connects (streamable HTTP): in a cluster, the MCP door of "
+                                     "the browser node that holds the episode.")
+    node: str | None = Field(default=None, description="The Ray node id of the browser node that holds the "
+                                                       "episode; null on a single server.")
     task_id: str
     goal: str
     seed: int
@@ -232,9 +235,12 @@ class EpisodeStateResponse(BaseModel):
     closed_by: ClosedBy | None = Field(
         default=None,
         description="Who closed the episode's browser context: \"trainer\" (DELETE), \"idle_timeout\" (no "
-                    "activity for the server's idle timeout), \"shutdown\", or \"server_restart\" (the server "
-                    "died while the episode was open; the next one on its episode book closed it); null while "
-                    "it is open.")
+                    "activity for the server's idle timeout), \"shutdown\", \"server_restart\" (the server "
+                    "died while the episode was open; the next one on its episode book closed it), or "
+                    "\"node_lost\" (a cluster's browser node that held it was lost); null while it is open.")
+    node: str | None = Field(default=None, description="The Ray node id of the browser node that holds (or held) "
+                                                       "the episode; null on a single server.")
+    mcp_url: str = Field(description="The MCP door that serves (or served) the episode's agent.")
 
 
 class TrajectoryQuery(_Strict):

@@ -19,14 +19,15 @@ from starlette.requests import Request
 
 from control_api.curriculum import Curriculum
 from control_api.metrics import Metrics
+from control_api.room import TrainerRoom
 from control_api.trainer_data import AUTO_DIFFICULTY, DEFAULT_WEIGHTS, REWARD_WEIGHTS, trainer_data, weights_in
-from engine.manager import EpisodeManager
+from engine.records import EpisodeState
 from engine.reward import RewardWeights
 
 
 @dataclass
 class ControlState:
-    manager: EpisodeManager
+    manager: TrainerRoom
     mcp_url: str
     metrics: Metrics = field(default_factory=Metrics)
     weights: dict[str, RewardWeights] = field(default_factory=dict)
@@ -42,10 +43,14 @@ class ControlState:
                 self.weights[episode_id] = weights_in(data)
             if data.get(AUTO_DIFFICULTY) is True:
                 self.auto_difficulty.add(episode_id)
-        registry = self.manager.registry
         for state in self.manager.history():
-            if state.task_id in registry:
-                self.curriculum.count(registry.get(state.task_id).difficulties, state)
+            self.count_ended(state)
+
+    def count_ended(self, state: EpisodeState) -> None:
+        """The room's `on_end` callback: every way an episode can end counts for the curriculum."""
+        registry = self.manager.registry
+        if state.task_id in registry:
+            self.curriculum.count(registry.get(state.task_id).difficulties, state)
 
     def weights_for(self, episode_id: str) -> RewardWeights:
         """The episode's weights; episodes created elsewhere (stdio) get the defaults."""

@@ -20,6 +20,11 @@ class TooManyEpisodesError(RuntimeError):
     pass
 
 
+class NoCapacityError(RuntimeError):
+    """No browser node can take another episode now (a cluster whose nodes are all full or
+    gone); the caller may retry later."""
+
+
 class EpisodeSetupError(RuntimeError):
     """The task's setup failed or timed out; nothing was left open."""
 
@@ -31,6 +36,10 @@ class CreatedEpisode:
     task_id: str
     goal: str
     observation: Observation | None
+    node: str | None = None
+    """The cluster node that holds the episode (its Ray node id); None on a single server."""
+    mcp_url: str | None = None
+    """The MCP door that serves the episode, when it is not the server's own."""
 
 
-__all__ = ["CreatedEpisode", "EpisodeNotFoundError", "EpisodeSetupError", "TooManyEpisodesError"]
+__all__ = ["CreatedEpisode", "EpisodeNotFoundError", "EpisodeSetupError", "NoCapacityError", "TooManyEpisodesError"]

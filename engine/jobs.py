@@ -16,10 +16,10 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from engine.book import EpisodeBook
 from engine.book.cursor import BookCursor
+from engine.book.writer import BookWriter
 from engine.episode import Episode
-from engine.records import EpisodeStatus
+from engine.records import EpisodeState, EpisodeStatus
 from engine.worker import BrowserWorker
 
 logger = logging.getLogger(__name__)
@@ -27,15 +27,14 @@ T = TypeVar("T")
 
 
 class EpisodeJobs:
-    def __init__(self, book: EpisodeBook | None) -> None:
+    def __init__(self, book: BookWriter | None) -> None:
         self.book = book
         self.cursors: dict[str, BookCursor] = {}
         """What the book holds of each live episode (only with a book)."""
         self._locks: dict[str, asyncio.Lock] = {}
-        self.on_end: list[Callable[[Episode], None]] = []
+        self.on_end: list[Callable[[EpisodeState], None]] = []
         """Called once per episode when it stops running, whatever ended it: a step, the
-        trainer's end, a close while running, a browser fault. `episode.snapshot` is then
-        the episode as that job left it."""
+        trainer's end, a close while running, a browser fault, with the state that job left."""
 
     def admit(self, episode: Episode, cursor: BookCursor | None) -> None:
         """Start keeping order for an episode that is set up."""
@@ -123,6 +122,6 @@ class EpisodeJobs:
     def _notify_end(self, episode: Episode) -> None:
         for callback in self.on_end:
             try:
-                callback(episode)
+                callback(episode.snapshot.state)
             except Exception:  # noqa: BLE001 - observers must not break an episode
                 logger.exception("on_end callback failed")

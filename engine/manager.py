@@ -17,6 +17,10 @@ episode keeps its state in memory, and its next job writes it all first). The
 manager then holds live episodes (and the last few closed ones) in memory and
 reads every other episode from the book: those closed earlier, and those of
 earlier server runs on the same book.
+
+A browser node of a cluster (`cluster.node`) has no book of its own: its jobs write
+to `records_to`, an outbox its front drains into the front's book, and the node lets
+an episode go as soon as it is closed and all of it is written there.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ from engine.assets import AssetServer, miniwob_html_dir
 from engine.book import BookSummary, BookWriteError, EpisodeBook
 from engine.book.archive import BookArchive
 from engine.book.cursor import BookCursor
+from engine.book.writer import BookWriter
 from engine.config import EngineConfig
 from engine.episode import Episode, EpisodeClosedError, Oracle
 from engine.episode_errors import CreatedEpisode, EpisodeNotFoundError, EpisodeSetupError, TooManyEpisodesError
 from engine.jobs import EpisodeJobs
+from engine.placement import HERE, NodeLoad, Placement
 from engine.reaper import reap_idle
 from engine.recorder import Recording
 from engine.records import ClosedBy, EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason, StepRecord
@@ -67,6 +73,7 @@ class EpisodeManager:
         registry: TaskRegistry,
         oracle_factory: Callable[[TaskSpec], Oracle | None] | None = None,
         book: EpisodeBook | None = None,
+        records_to: BookWriter | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -75,6 +82,7 @@ class EpisodeManager:
         self.book = book
         """Where every episode is recorded (None: episodes live in memory only). The manager
         closes it when it stops."""
+        self._writer: BookWriter | None = book if book is not None else records_to
         self._oracle_factory = oracle_factory
         self._episodes: OrderedDict[str, Episode] = OrderedDict()
         # Episodes read from the book rather than held live: closed earlier, or of an earlier run.
@@ -84,11 +92,10 @@ class EpisodeManager:
         # Episodes holding a slot on their worker (`WorkerPool.pick`) until their close job returns.
         self._slots: set[str] = set()
         self._reaper: asyncio.Task[None] | None = None
-        self.on_step: list[Callable[[Episode, StepRecord], None]] = []
+        self.on_step: list[Callable[[StepRecord], None]] = []
         # Called once per episode when it stops running, whatever ended it: a step, the
-        # trainer's end, a close while running, a browser fault. `episode.snapshot` is then
-        # the episode as that job left it.
-        self._jobs = EpisodeJobs(book)
+        # trainer's end, a close while running, a browser fault, with the state that job left.
+        self._jobs = EpisodeJobs(self._writer)
         self.on_end = self._jobs.on_end
 
     # -- lifecycle -------------------------------------------------------------------
@@ -155,7 +162,7 @@ class EpisodeManager:
         except BaseException:
             self.pool.release(worker)
             raise
-        cursor = BookCursor() if self.book is not None else None
+        cursor = BookCursor() if self._writer is not None else None
         if cursor is not None:
             episode.transcript.keep()
         try:
@@ -192,7 +199,7 @@ class EpisodeManager:
 
         The cursor joins the episode only once setup has succeeded, so a failed setup leaves
         nothing in the book."""
-        book = self.book
+        book = self._writer
 
         def job(episode: Episode) -> Observation | None:
             observation = episode.setup(observe)
@@ -298,6 +305,14 @@ class EpisodeManager:
         await self._serialized(episode_id, lambda episode: episode.end(reason))
         return self.get(episode_id).snapshot.state
 
+    def placement(self, episode_id: str) -> Placement:
+        """Every episode of a single server is served by its own door."""
+        return HERE
+
+    def node_loads(self) -> list[NodeLoad]:
+        """A single server has no browser nodes."""
+        return []
+
     async def screenshot(self, episode_id: str) -> bytes:
         """A PNG of the episode's page as it is now, while its context is open (running or
         ended). Raises EpisodeClosedError once it is closed. Not a step."""
@@ -368,7 +383,7 @@ class EpisodeManager:
             return
         for callback in self.on_step:
             try:
-                callback(episode, record)
+                callback(record)
             except Exception:  # noqa: BLE001 - observers must not break a step
                 logger.exception("on_step callback failed")
 
@@ -380,6 +395,13 @@ class EpisodeManager:
             self._slots.discard(episode.id)
             self.pool.release(episode.worker)
             self._archive_closed()
+            if self._handed_over(episode):
+                self._drop_live(episode.id)
+
+    def _handed_over(self, episode: Episode) -> bool:
+        """A cluster node's closed episode, all of it written to its front's book: let it go."""
+        return (self.book is None and self._writer is not None and self._jobs.recorded(episode.id)
+                and episode.snapshot.state.status is EpisodeStatus.CLOSED)
 
     def _archive_closed(self) -> None:
         """With a book: closed episodes past the newest few, all recorded, are read from the book
@@ -415,8 +437,7 @@ class EpisodeManager:
 
     async def keep_the_book(self) -> None:
         """Housekeeping of the book: write what failed before, then apply the retention limits."""
-        book = self.book
-        if book is None:
+        if self._writer is None:
             return
         for episode_id in [eid for eid, cursor in self._jobs.cursors.items() if cursor.failure is not None]:
             if episode_id in self._episodes:
@@ -424,6 +445,12 @@ class EpisodeManager:
                     await self._serialized(episode_id, lambda episode: None)
                 except BookWriteError:
                     pass  # still refused; tried again next time
+        for episode in list(self._episodes.values()):
+            if episode.id not in self._slots and self._handed_over(episode):
+                self._drop_live(episode.id)
+        book = self.book
+        if book is None:
+            return
         self._archive_closed()
         try:
             pruned = await asyncio.to_thread(book.prune)

@@ -111,10 +111,11 @@ class StepRecord(BaseModel):
     failure_reason: FailureReason = FailureReason.NONE
 
 
-ClosedBy = Literal["trainer", "idle_timeout", "shutdown", "server_restart"]
+ClosedBy = Literal["trainer", "idle_timeout", "shutdown", "server_restart", "node_lost"]
 """Who closed an episode's browser context: the trainer (`DELETE /v1/episodes/{id}`), the
-idle reaper (no activity for the server's idle timeout), the server shutting down, or the
-next server on the same episode book, after the one that held the episode died."""
+idle reaper (no activity for the server's idle timeout), the server shutting down, the
+next server on the same episode book, after the one that held the episode died, or a
+cluster's front, after the browser node that held the episode was lost."""
 
 
 class EpisodeState(BaseModel):

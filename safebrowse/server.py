@@ -13,12 +13,9 @@ call and never sees the manager, and `control_api` receives the manager.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -31,6 +28,7 @@ from engine.manager import EpisodeManager
 from engine.oracle import OracleFactory, build_oracle_factory
 from safebrowse import __version__
 from safebrowse.settings import ServerSettings
+from safebrowse.sockets import SignalNeutralServer, bound_socket, port_of
 from tasks import default_registry
 from tasks.registry import TaskRegistry
 
@@ -116,33 +114,6 @@ def build_control_app(
     from control_api.app import build_app
 
     return build_app(manager, control_token=control_token, mcp_url=mcp_url, curriculum=curriculum)
-
-
-def bound_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
-    # without it every response waits ~40 ms on Nagle's algorithm and delayed ACKs.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-def port_of(sock: socket.socket) -> int:
-    """The port a bound socket listens on (port 0 binds pick one)."""
-    port: int = sock.getsockname()[1]
-    return port
-
-
-class SignalNeutralServer(uvicorn.Server):
-    """A uvicorn server that leaves SIGINT/SIGTERM to the process: whoever runs it decides
-    how the process stops (both listeners, then the browsers), not one listener alone."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class SafebrowseServer:

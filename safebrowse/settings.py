@@ -34,6 +34,10 @@ The TOML file mirrors the fields, one table per section:
     [mcp_limits]
     burst = 100
 
+    [cluster]                             # serve on a Ray cluster (`safebrowse serve --ray`)
+    address = "auto"
+    node_cpus = 2
+
 Unknown keys and values of the wrong type are refused. `ServerSettings.from_env`
 turns every such refusal, a missing file and a malformed file into one
 `SettingsInputError` whose message names each setting at fault and where it came from.
@@ -58,6 +62,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from cluster.settings import ClusterSettings
 from engine.config import EngineConfig
 from engine.oracle import OracleSettings
 from mcp_server.limits import DoorLimits
@@ -79,6 +84,7 @@ SHORT_ENV_NAMES: dict[str, tuple[str, ...]] = {
     "SAFEBROWSE_ORACLE_MODEL": ("oracle", "model"),
     "SAFEBROWSE_ORACLE_TIMEOUT_S": ("oracle", "timeout_s"),
     "SAFEBROWSE_ORACLE_API_KEY": ("oracle", "api_key"),
+    "SAFEBROWSE_RAY_ADDRESS": ("cluster", "address"),
 }
 
 # Fields whose value never appears in an error message.
@@ -192,6 +198,8 @@ class ServerSettings(BaseSettings):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     oracle: OracleSettings = Field(default_factory=OracleSettings, description="The ask_oracle back-end.")
     mcp_limits: DoorLimits = Field(default_factory=DoorLimits, description="Rate and capacity bounds of the MCP door.")
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings,
+                                     description="Browser nodes on a Ray cluster (`cluster.address` set).")
 
     @classmethod
     def settings_customise_sources(
@@ -212,7 +220,7 @@ class ServerSettings(BaseSettings):
     def from_env(cls, config_file: str | Path | None = None, **overrides: object) -> ServerSettings:
         """Settings as the command line builds them; an override of None means "not given".
 
-        `engine`, `oracle` and `mcp_limits` overrides may be dicts of some of their fields:
+        `engine`, `oracle`, `mcp_limits` and `cluster` overrides may be dicts of some of their fields:
         the rest still comes from the environment, the file and the defaults.
         Raises `SettingsInputError` on any bad input, with a message for the operator.
         """

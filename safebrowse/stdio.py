@@ -25,15 +25,9 @@ from engine.book import BookError
 from engine.manager import EpisodeManager, EpisodeSetupError
 from mcp_server.stdio import serve_stdio
 from safebrowse import __version__
-from safebrowse.server import (
-    SignalNeutralServer,
-    bound_socket,
-    build_control_app,
-    build_manager,
-    port_of,
-    resolve_control_token,
-)
+from safebrowse.server import build_control_app, build_manager, resolve_control_token
 from safebrowse.settings import ServerSettings
+from safebrowse.sockets import SignalNeutralServer, bound_socket, port_of
 from tasks.registry import UnknownTaskError
 
 logger = logging.getLogger(__name__)

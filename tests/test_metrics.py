@@ -115,9 +115,9 @@ WRITER = textwrap.dedent("""
     metrics = Metrics()
     for index in range(episodes):
         metrics.episode_created()
-        metrics.on_step(None, StepRecord(index=0, tool="noop", arguments={}, valid=True, url="about:blank",
+        metrics.on_step(StepRecord(index=0, tool="noop", arguments={}, valid=True, url="about:blank",
                                          started_at=0.0, action_ms=20.0, observation_ms=10.0, validate_ms=0.0))
-    metrics.on_step(None, StepRecord(index=1, tool="click", arguments={}, valid=False, error_kind="invalid",
+    metrics.on_step(StepRecord(index=1, tool="click", arguments={}, valid=False, error_kind="invalid",
                                      url="about:blank", started_at=0.0, action_ms=1.0, observation_ms=1.0,
                                      validate_ms=0.0, terminated=True,
                                      failure_reason=FailureReason.TOO_MANY_INVALID_ACTIONS))

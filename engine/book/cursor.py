@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from engine.agent_view.port import StepNotRecordedError
 from engine.book.errors import BookWriteError
-from engine.book.store import EpisodeBook
+from engine.book.writer import BookWriter
 from engine.records import EpisodeState, StepRecord
 from engine.snapshot import EpisodeSnapshot
 from engine.transcript import AgentExchange
@@ -41,7 +41,7 @@ class BookCursor:
         self.failure: BookWriteError | None = None
         """The last write's error while it has not been retried successfully."""
 
-    def save(self, book: EpisodeBook, snapshot: EpisodeSnapshot, exchanges: Sequence[AgentExchange]) -> None:
+    def save(self, book: BookWriter, snapshot: EpisodeSnapshot, exchanges: Sequence[AgentExchange]) -> None:
         """Write what changed since the last successful save; raises `BookWriteError`."""
         fresh = len(self._pending)
         self._pending.extend(exchanges)

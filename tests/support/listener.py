@@ -14,7 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from safebrowse.loop import BackgroundLoop
-from safebrowse.server import SignalNeutralServer, bound_socket, port_of
+from safebrowse.sockets import SignalNeutralServer, bound_socket, port_of
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 30.0
