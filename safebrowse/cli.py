@@ -59,7 +59,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings_or_exit(
         config_file=args.config, host=args.host, mcp_port=args.port, control_host=args.control_host,
         control_port=args.control_port, data_dir=args.data_dir, engine=_engine_overrides(args),
+        cluster={"address": args.ray} if args.ray else None,
     )
+    if settings.cluster.address:
+        return _serve_cluster(settings)
     from engine.book import BookError
     from safebrowse.server import SafebrowseServer
 
@@ -81,6 +84,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if server.token_path is not None:
             log.info("control token written to %s (owner-only)", server.token_path)
         log.info("%d tasks, %d browser workers", len(server.manager.registry), settings.engine.workers)
+        await serving
+
+    asyncio.run(main())
+    return 0
+
+
+def _serve_cluster(settings: ServerSettings) -> int:
+    """`safebrowse serve --ray`: the front of a Ray cluster (`safebrowse.cluster_server`)."""
+    from engine.book import BookError
+    from safebrowse.cluster_server import ClusterFront
+
+    try:
+        front = ClusterFront(settings)
+    except (BookError, SettingsInputError) as error:
+        sys.stderr.write(f"safebrowse: {error}\n")
+        raise SystemExit(2) from None
+    log = logging.getLogger("safebrowse")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, front.request_stop)
+        serving = asyncio.create_task(front.serve())
+        started = asyncio.create_task(front.started.wait())
+        await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
+        if serving.done():
+            started.cancel()
+            await serving  # raises what stopped it
+            return
+        log.info("control API (trainers): %s", front.control_url)
+        if front.token_path is not None:
+            log.info("control token written to %s (owner-only)", front.token_path)
+        nodes = front.room.fleet.alive()
+        log.info("Ray cluster %s: %d browser nodes", settings.cluster.address, len(nodes))
+        for node in nodes:
+            log.info("  node %s: MCP door %s", node.name, node.info.mcp_url)
         await serving
 
     asyncio.run(main())
@@ -407,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default=None, help="TOML settings file (also SAFEBROWSE_CONFIG)")
     serve.add_argument("--data-dir", default=None,
                        help="where the episode book is kept (default ~/.local/state/safebrowse; SAFEBROWSE_DATA_DIR)")
+    serve.add_argument("--ray", default=None, metavar="ADDRESS",
+                       help="run browser nodes on this Ray cluster (auto, HOST:PORT or ray://HOST:PORT; "
+                            "SAFEBROWSE_RAY_ADDRESS); needs the ray extra")
     serve.set_defaults(func=cmd_serve)
 
     stdio = sub.add_parser("stdio", help="run one episode over MCP stdio (Claude Desktop)")

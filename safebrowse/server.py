@@ -21,6 +21,7 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from control_api.room import TrainerRoom
 from control_api.schemas import CurriculumPolicy
 from engine.book import BookError, BookWriteError, EpisodeBook
 from engine.book.restart import settle_interrupted
@@ -108,9 +109,10 @@ def build_agent_app(manager: EpisodeManager, settings: ServerSettings) -> ASGIAp
 
 
 def build_control_app(
-    manager: EpisodeManager, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None
+    manager: TrainerRoom, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None
 ) -> ASGIApp:
-    """The trainer door for `manager`; serve it on a private listener only."""
+    """The trainer door for `manager` (an EpisodeManager, or a cluster's front); serve it on a
+    private listener only."""
     from control_api.app import build_app
 
     return build_app(manager, control_token=control_token, mcp_url=mcp_url, curriculum=curriculum)
