@@ -34,7 +34,8 @@ def connect_to_ray(settings: ServerSettings) -> None:
     try:
         import ray
     except ImportError:
-        raise SettingsInputError("serving on a Ray cluster needs the ray extra: pip install 'safebrowse[ray]'") from None
+        raise SettingsInputError("serving on a Ray cluster needs the ray extra: "
+                                 "pip install 'safebrowse[ray]'") from None
     address = settings.cluster.address
     try:
         ray.init(address=address, namespace=settings.cluster.namespace, logging_level=logging.WARNING,
