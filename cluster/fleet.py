@@ -31,6 +31,9 @@ from engine.episode_errors import NoCapacityError
 
 logger = logging.getLogger(__name__)
 
+ACTOR_PREFIX = "safebrowse-node-"
+"""Browser node actors are named `safebrowse-node-<front's job id>-<node name>` in the front's
+namespace, so `ray list actors` and `ray.util.list_named_actors` show whose they are."""
 RETRY_FAILED_START_S = 30.0
 """A Ray node whose browser node failed to start is tried again after this long."""
 
@@ -128,6 +131,7 @@ class Fleet:
         resources = {self.settings.node_resource: 1.0} if self.settings.node_resource else {}
         node_class: Any = ray.remote(BrowserNode)
         actor: Any = node_class.options(
+            name=f"{ACTOR_PREFIX}{ray.get_runtime_context().get_job_id()}-{name.replace('/', '-')}",
             num_cpus=self.settings.node_cpus, resources=resources, max_restarts=0,
             scheduling_strategy=NodeAffinitySchedulingStrategy(ray_node_id, soft=False),
         ).remote(self.spec)
@@ -182,4 +186,4 @@ def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
-__all__ = ["Fleet", "Node", "end_actors", "slots_of"]
+__all__ = ["ACTOR_PREFIX", "Fleet", "Node", "end_actors", "slots_of"]

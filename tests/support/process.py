@@ -44,8 +44,10 @@ class ServeProcess:
     """One `safebrowse serve --data-dir D` child; its combined output is collected as it comes."""
 
     def __init__(self, data_dir: Path, *, workers: int = 1, env: Mapping[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), ready_on: tuple[str, ...] = ("mcp", "control")) -> None:
         self.data_dir = data_dir
+        self.ready_on = ready_on
+        """The URLs whose log lines say it is ready (a cluster's front has no MCP door of its own)."""
         self.control_token = "ctl_" + secrets.token_urlsafe(24)
         command = [*SAFEBROWSE, "serve", "--data-dir", str(data_dir), "--port", "0", "--control-port", "0",
                    "--workers", str(workers), *args]
@@ -73,15 +75,15 @@ class ServeProcess:
         """Wait until both doors are up (their URLs are in the log); fail with the log if it exits."""
         deadline = time.monotonic() + timeout
         urls: dict[str, str] = {}
-        while len(urls) < len(URL_PATTERNS):
+        while len(urls) < len(self.ready_on):
             assert self.process.poll() is None, f"safebrowse serve exited ({self.process.returncode}):\n{self.output}"
             assert time.monotonic() < deadline, f"safebrowse serve was not ready in {timeout:g} s:\n{self.output}"
-            for name, pattern in URL_PATTERNS.items():
-                match = re.search(pattern, self.output)
+            for name in self.ready_on:
+                match = re.search(URL_PATTERNS[name], self.output)
                 if match:
                     urls[name] = match.group(1)
             time.sleep(0.1)
-        self.mcp_url, self.control_url = urls["mcp"], urls["control"]
+        self.mcp_url, self.control_url = urls.get("mcp", ""), urls["control"]
         return self
 
     def wait_exit(self, timeout: float = EXIT_WITHIN_S) -> int:
