@@ -30,7 +30,6 @@ from engine.manager import EpisodeManager
 from engine.oracle import OracleSettings, build_oracle_factory
 from engine.recorder import Recording
 from engine.records import ClosedBy, EpisodeLimits, EpisodeState, FailureReason
-from mcp_server.http import build_app
 from mcp_server.limits import DoorLimits
 from safebrowse.sockets import SignalNeutralServer, bound_socket, port_of
 from tasks import default_registry
@@ -73,6 +72,10 @@ class BrowserNode:
 
     async def start(self) -> NodeInfo:
         """Start the browsers and the door; returns where agents reach this node."""
+        # Imported here, in the actor's process: the front imports this module for the class
+        # alone, and loads nothing of the agent door (tests/security/test_import_boundary.py).
+        from mcp_server.http import build_app
+
         self.outbox.bind(asyncio.get_running_loop())
         await self.manager.start()
         host = self.spec.door_host or ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]

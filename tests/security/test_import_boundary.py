@@ -22,8 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 ALLOWED_ENGINE = "engine.agent_view"
 """The only engine package the door may load (with `engine` itself, whose __init__ is a docstring)."""
 
-FORBIDDEN_PREFIXES = ("control_api", "tasks", "safebrowse", "browsergym", "playwright")
-"""Trainer code, task code (validators), the composition root, and the browser itself."""
+FORBIDDEN_PREFIXES = ("control_api", "tasks", "safebrowse", "cluster", "ray", "browsergym", "playwright")
+"""Trainer code, task code (validators), the composition roots (a single server's and a cluster's),
+Ray, and the browser itself."""
 
 
 def door_modules() -> list[str]:
@@ -70,7 +71,8 @@ def test_importing_every_door_module_loads_nothing_of_the_trainers_side():
 
 def test_the_check_catches_a_trainer_side_import():
     """The same check, given the door plus one trainer-side module, names it: it can fail."""
-    for trainer_side in ("engine.records", "engine.manager", "control_api.app", "tasks", "safebrowse.server"):
+    for trainer_side in ("engine.records", "engine.manager", "control_api.app", "tasks", "safebrowse.server",
+                         "cluster.front"):
         loaded = loaded_after_importing([*door_modules(), trainer_side])
         assert trainer_side in crossings(loaded), trainer_side
 
@@ -90,10 +92,19 @@ def under(loaded: list[str], *packages: str) -> list[str]:
 def test_the_engine_loads_neither_door_nor_the_composition_root():
     loaded = loaded_after_importing(package_modules("engine"))
     assert "engine.manager" in loaded
-    assert under(loaded, "mcp_server", "control_api", "safebrowse") == []
+    assert under(loaded, "mcp_server", "control_api", "safebrowse", "cluster", "ray") == []
 
 
 def test_the_control_api_does_not_load_the_agent_door():
     loaded = loaded_after_importing(package_modules("control_api"))
     assert "control_api.routes" in loaded
-    assert under(loaded, "mcp_server") == []
+    assert under(loaded, "mcp_server", "cluster", "ray") == []
+
+
+def test_a_cluster_front_does_not_load_the_agent_door():
+    """The front serves the control API only; agents reach the doors of the browser nodes."""
+    loaded = loaded_after_importing(["cluster.front", "safebrowse.cluster_server"])
+    assert "cluster.fleet" in loaded and "ray" in loaded
+    assert "cluster.node" in loaded
+    # Only the door's settings model and what it rests on (`mcp_server.limits`): no tools, no server.
+    assert {"mcp_server.tools", "mcp_server.http", "mcp_server.stdio"} & set(loaded) == set()
