@@ -131,7 +131,7 @@ def _state_response(control: ControlState, snapshot: EpisodeSnapshot) -> Episode
         setup_ms=state.setup_ms,
         closed_by=state.closed_by,
         node=placement.node,
-        mcp_url=placement.mcp_url or control.mcp_url,
+        mcp_url=placement.mcp_url,
     )
 
 

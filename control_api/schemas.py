@@ -240,7 +240,9 @@ class EpisodeStateResponse(BaseModel):
                     "\"node_lost\" (a cluster's browser node that held it was lost); null while it is open.")
     node: str | None = Field(default=None, description="The Ray node id of the browser node that holds (or held) "
                                                        "the episode; null on a single server.")
-    mcp_url: str = Field(description="The MCP door that serves (or served) the episode's agent.")
+    mcp_url: str | None = Field(default=None, description="On a cluster, the MCP door of the browser node that "
+                                                          "holds (or held) the episode; null on a single server, "
+                                                          "whose own door serves every episode.")
 
 
 class TrajectoryQuery(_Strict):

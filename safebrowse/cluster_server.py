@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from pathlib import Path
 
 import uvicorn
@@ -28,6 +29,8 @@ from tasks import default_registry
 
 logger = logging.getLogger(__name__)
 
+HEAD_CONNECT_TIMEOUT_S = 5.0
+
 
 def connect_to_ray(settings: ServerSettings) -> None:
     """Join the cluster at `settings.cluster.address` as a driver; a clear error if that cannot be."""
@@ -37,11 +40,28 @@ def connect_to_ray(settings: ServerSettings) -> None:
         raise SettingsInputError("serving on a Ray cluster needs the ray extra: "
                                  "pip install 'safebrowse[ray]'") from None
     address = settings.cluster.address
+    assert address is not None
+    head = head_endpoint(address)
+    if head is not None:
+        try:
+            socket.create_connection(head, timeout=HEAD_CONNECT_TIMEOUT_S).close()
+        except OSError as error:
+            # Ray itself would retry for minutes; the operator is told at once instead.
+            raise SettingsInputError(f"cannot reach the Ray cluster's head at {address!r}: {error}; start it with "
+                                     "`ray start --head` or give its address") from None
     try:
         ray.init(address=address, namespace=settings.cluster.namespace, logging_level=logging.WARNING,
                  log_to_driver=True, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise SettingsInputError(f"cannot join the Ray cluster at {address!r}: {error}") from None
+
+
+def head_endpoint(address: str) -> tuple[str, int] | None:
+    """The host and port of a `HOST:PORT` address (None for `auto`, `ray://` and the like)."""
+    host, _, port = address.rpartition(":")
+    if not host or "://" in address or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
 
 
 class ClusterFront:

@@ -130,7 +130,7 @@ READER = textwrap.dedent("""
     from types import SimpleNamespace
     from control_api.metrics import Metrics
 
-    no_episodes = SimpleNamespace(episodes=lambda: [], states=lambda: [])
+    no_episodes = SimpleNamespace(episodes=lambda: [], states=lambda: [], node_loads=lambda: [])
     print(Metrics().render(no_episodes), end="")
 """)
 

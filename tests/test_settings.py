@@ -102,6 +102,9 @@ def test_config_file_named_by_the_environment(tmp_path: Path, monkeypatch: pytes
     ("SAFEBROWSE_ORACLE_MODEL", "qwen", ("oracle", "model"), "qwen"),
     ("SAFEBROWSE_ORACLE_TIMEOUT_S", "2.5", ("oracle", "timeout_s"), 2.5),
     ("SAFEBROWSE_ORACLE_API_KEY", "sk-local", ("oracle", "api_key"), "sk-local"),
+    ("SAFEBROWSE_RAY_ADDRESS", "10.0.0.5:6379", ("cluster", "address"), "10.0.0.5:6379"),
+    ("SAFEBROWSE_CLUSTER__NODE_CPUS", "2.5", ("cluster", "node_cpus"), 2.5),
+    ("SAFEBROWSE_CLUSTER__NODE_RESOURCE", "browser", ("cluster", "node_resource"), "browser"),
 ])
 def test_every_documented_variable_sets_its_field(monkeypatch: pytest.MonkeyPatch, name: str, raw: str,
                                                   path: tuple[str, ...], expected: object) -> None:

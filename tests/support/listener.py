@@ -1,6 +1,6 @@
 """An ASGI app served on a free loopback port, on a background loop (often one that runs an engine).
 
-Built like the server's own listeners (`safebrowse.server.bound_socket` and
+Built like the server's own listeners (`safebrowse.sockets.bound_socket` and
 `SignalNeutralServer`), so a test's extra door or private control API is served the
 way `safebrowse serve` serves them, and leaves signals to the test process.
 """
@@ -51,3 +51,11 @@ class Listener:
                 await self._serving
 
         self._loop.run(stop(), STOP_TIMEOUT_S)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then let go): connecting to it is refused."""
+    sock = bound_socket(LOOPBACK, 0)
+    port = port_of(sock)
+    sock.close()
+    return port
