@@ -134,6 +134,10 @@ class ClusterRoom:
             except RayActorError as error:
                 await self.fleet.lose(node, f"its actor died ({type(error).__name__})")
                 return
+            except Exception:  # noqa: BLE001 - a failed call is retried; only a dead actor ends the loop
+                logger.exception("taking records from node %s failed", node.name)
+                await asyncio.sleep(1.0)
+                continue
             if not batches:
                 continue
             try:

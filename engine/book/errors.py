@@ -33,6 +33,14 @@ class BookWriteError(Exception):
         super().__init__(f"episode {episode_id!r} could not be recorded: {what} ({reason}); it is kept in "
                          "memory and recorded once the book accepts writes again")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled whole (a cluster's browser node raises it to the front through Ray)."""
+        return _rebuild_write_error, (self.episode_id, self.reason, self.full)
+
+
+def _rebuild_write_error(episode_id: str, reason: str, full: bool) -> BookWriteError:
+    return BookWriteError(episode_id, reason, full=full)
+
 
 def write_error(episode_id: str, error: BaseException) -> BookWriteError:
     """The `BookWriteError` for a failed SQLite statement or media file write."""
