@@ -15,6 +15,7 @@ COPY mcp_server ./mcp_server
 COPY control_api ./control_api
 COPY tasks ./tasks
 COPY safebrowse ./safebrowse
+COPY cluster ./cluster
 RUN pip install --no-cache-dir .
 
 USER safebrowse

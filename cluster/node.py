@@ -36,6 +36,8 @@ from tasks import default_registry
 
 logger = logging.getLogger(__name__)
 
+WILDCARDS = ("0.0.0.0", "::", "")
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -78,8 +80,11 @@ class BrowserNode:
 
         self.outbox.bind(asyncio.get_running_loop())
         await self.manager.start()
-        host = self.spec.door_host or ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        node_ip: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        host = self.spec.door_host or node_ip
         sock = bound_socket(host, self.spec.door_port)
+        # A wildcard bind has no address to hand out: agents are given the node's own.
+        shown = node_ip if host in WILDCARDS else host
         app = build_app(self.manager.agent_session, host=host, version=self.spec.version,
                         limits=self.spec.mcp_limits)
         self._door = SignalNeutralServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
@@ -88,7 +93,7 @@ class BrowserNode:
             if self._serving.done():
                 self._serving.result()  # raises what stopped the door
             await asyncio.sleep(0.01)
-        shown = f"[{host}]" if ":" in host else host
+        shown = f"[{shown}]" if ":" in shown else shown
         return NodeInfo(node_id=ray.get_runtime_context().get_node_id(),
                         mcp_url=f"http://{shown}:{port_of(sock)}/mcp",
                         capacity=self.spec.engine.max_open_episodes, pid=os.getpid())

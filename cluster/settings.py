@@ -28,7 +28,8 @@ class ClusterSettings(BaseModel):
         description="A custom Ray resource (as in `ray start --resources='{\"browser\": 1}'`) that marks the Ray "
                     "nodes meant for browsers; each browser node takes 1 of it. Unset: any node with the CPUs.")
     door_host: str | None = Field(
-        default=None, description="The address nodes bind their MCP door to; unset: the node's own IP address.")
+        default=None, description="The address nodes bind their MCP door to; unset: the node's own IP address. "
+                                  "With 0.0.0.0 or ::, agents are still given the node's IP address.")
     door_port: int = Field(default=0, ge=0, le=65535,
                            description="The port of each node's MCP door (0: any free port).")
     watch_interval_s: float = Field(default=2.0, gt=0, le=300,

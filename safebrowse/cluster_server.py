@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 from pathlib import Path
 
 import uvicorn
 
+from engine.config import EngineConfig
 from safebrowse import __version__
 from safebrowse.server import build_control_app, open_book, resolve_control_token
 from safebrowse.settings import ServerSettings, SettingsInputError
@@ -64,6 +66,15 @@ def head_endpoint(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def node_engine(settings: ServerSettings) -> EngineConfig:
+    """The engine settings every browser node runs with. Browser workers not set explicitly are
+    one per CPU the node reserves (`cluster.node_cpus`), not the front machine's CPU count."""
+    engine = settings.engine
+    if "workers" in engine.model_fields_set:
+        return engine
+    return engine.model_copy(update={"workers": max(1, math.floor(settings.cluster.node_cpus))})
+
+
 class ClusterFront:
     """The control API over a `ClusterRoom`. Binds its listener in `__init__` (port 0 is known at once)."""
 
@@ -75,7 +86,7 @@ class ClusterFront:
         book = open_book(settings)  # first: a data dir it cannot use stops everything here
         try:
             connect_to_ray(settings)
-            spec = NodeSpec(engine=settings.engine, oracle=settings.oracle, mcp_limits=settings.mcp_limits,
+            spec = NodeSpec(engine=node_engine(settings), oracle=settings.oracle, mcp_limits=settings.mcp_limits,
                             door_host=settings.cluster.door_host, door_port=settings.cluster.door_port,
                             record_timeout_s=settings.cluster.record_timeout_s, version=__version__)
             self.room = ClusterRoom(settings.cluster, spec, default_registry(settings.engine.extra_tasks_dir), book)

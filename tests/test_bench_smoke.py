@@ -103,3 +103,22 @@ def test_groups_quick_run_resets_every_round():
     assert [row[0] for row in rows] == ["1", "2"], done.stdout
     assert all(int(reset) > 0 for row in rows for reset in row[1:])
     assert "first round (cold)" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT_S + 20)
+def test_cluster_quick_run_measures_both_modes_the_front_and_two_nodes(tmp_path):
+    raw = tmp_path / "cluster.json"
+    done = run_module("bench.cluster", "--quick", "--json", str(raw))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    results = json.loads(raw.read_text())["results"]
+    sides = {window["label"].split()[0] for window in results["latency"]}
+    assert sides == {"single", "cluster"}
+    assert all(window["actions"] > 0 and window["errors"] == 0 for window in results["latency"])
+    churn = results["churn"]
+    assert churn["episodes"] > 0 and len(churn["create_s"]) == churn["episodes"] and churn["front_cpu_s"] > 0
+    nodes_used = [len(window["placement"]) for window in results["throughput"]]
+    assert nodes_used == [1, 2]  # the second window ran on the node that joined
+    assert all(window["actions"] > 0 and window["errors"] == 0 for window in results["throughput"])
+    assert re.search(r"cluster step median within 10% of the single server's:\s+\S+\s+(MET|NOT MET)", done.stdout)

@@ -11,7 +11,7 @@ import pytest
 
 from cluster.fleet import slots_of
 from cluster.settings import ClusterSettings
-from safebrowse.cluster_server import head_endpoint
+from safebrowse.cluster_server import head_endpoint, node_engine
 from safebrowse.settings import ServerSettings, SettingsInputError
 
 from support.listener import closed_port
@@ -60,3 +60,11 @@ def test_only_a_host_and_port_is_probed_before_ray_is_asked(address: str, endpoi
 ])
 def test_browser_nodes_per_ray_node(resources: dict[str, float], settings: dict[str, object], slots: int) -> None:
     assert slots_of(resources, ClusterSettings.model_validate(settings)) == slots
+
+
+def test_nodes_run_one_browser_worker_per_reserved_cpu_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    reserved = ServerSettings.from_env(cluster={"address": "auto", "node_cpus": 3})
+    assert node_engine(reserved).workers == 3  # not the front machine's CPU count
+    assert node_engine(ServerSettings.from_env(cluster={"address": "auto", "node_cpus": 0.5})).workers == 1
+    monkeypatch.setenv("SAFEBROWSE_WORKERS", "5")
+    assert node_engine(ServerSettings.from_env(cluster={"address": "auto", "node_cpus": 3})).workers == 5
