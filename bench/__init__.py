@@ -15,7 +15,12 @@ process, and the resident memory each extra open episode costs.
 GRPO trainer does, and prints how long each group takes until every agent has
 its first observation.
 
-Both print their targets next to the numbers and say whether each was met;
+`python -m bench.cluster` runs the same agents on a Ray cluster started on this
+machine (`safebrowse serve --ray`) and on a single server side by side: the step
+median of each, the front's CPU per episode and per step, and actions per second
+with one and two browser nodes (`docs/scaling.md` builds its capacity model on it).
+
+They print their targets next to the numbers and say whether each was met;
 nothing here asserts a speed, so a busy machine gives slow numbers, not
 failures. `docs/performance.md` records a run and how to read it.
 """
