@@ -23,7 +23,6 @@ from safebrowse.client._rollout import (
     RolloutBatch,
     ToolCall,
     arollout,
-    env_reward,
     rollout,
 )
 from safebrowse.client._sync import ControlClient
@@ -43,6 +42,5 @@ __all__ = [
     "agent_client",
     "agent_http_client",
     "arollout",
-    "env_reward",
     "rollout",
 ]

@@ -3,8 +3,7 @@
 `arollout` / `rollout` create each episode on the control API, connect to the MCP
 door with the episode's agent token, feed the policy the agent-visible observation,
 send the tool calls it picks, then read the server-side rewards from the control API.
-The result has the shape TRL's GRPO `rollout_func` forwards to reward functions (see
-`RolloutBatch`).
+For scripted play and evaluation; a model trains through `safebrowse.trl`.
 """
 
 from __future__ import annotations
@@ -61,16 +60,7 @@ class EpisodeRollout:
 
 @dataclass
 class RolloutBatch:
-    """Rollouts in the order their episodes were given.
-
-    `trl_fields()` is what a TRL GRPO `rollout_func` adds to its return value. TRL
-    wants `rollout_func(prompts, trainer) -> dict` with `prompt_ids`,
-    `completion_ids` and `logprobs` (which only the trainer's own generation can
-    produce) and forwards every other key, one value per prompt, to the reward
-    functions as keyword arguments. So a trainer returns
-    `{"prompt_ids": ..., "completion_ids": ..., "logprobs": ..., **batch.trl_fields()}`
-    and passes `reward_funcs=[env_reward]`.
-    """
+    """Rollouts in the order their episodes were given."""
 
     episodes: list[EpisodeRollout]
 
@@ -87,21 +77,6 @@ class RolloutBatch:
     def rewards(self) -> list[float]:
         """Each episode's return (sum of its step totals)."""
         return [episode.total_reward for episode in self.episodes]
-
-    def trl_fields(self) -> dict[str, list[Any]]:
-        return {
-            "env_reward": self.rewards,
-            "env_step_rewards": [list(episode.step_rewards) for episode in self.episodes],
-            "env_success": [episode.success for episode in self.episodes],
-            "env_failure_reason": [episode.failure_reason for episode in self.episodes],
-            "env_episode_id": [episode.episode_id for episode in self.episodes],
-            "env_task_id": [episode.task_id for episode in self.episodes],
-        }
-
-
-def env_reward(completions: Sequence[Any], env_reward: Sequence[float], **kwargs: Any) -> list[float]:
-    """A TRL reward function that passes the server-side episode returns through."""
-    return [float(value) for value in env_reward]
 
 
 async def _decide(policy: Policy, observation: Observation) -> ToolCall | None:
@@ -219,6 +194,5 @@ __all__ = [
     "RolloutBatch",
     "ToolCall",
     "arollout",
-    "env_reward",
     "rollout",
 ]
