@@ -44,11 +44,12 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
+import httpx
 from mcp import Client
 from mcp.types import CallToolResult, ImageContent, TextContent, Tool
 
 from engine.agent_view.instructions import INSTRUCTIONS
-from safebrowse.client import ControlClient, agent_client
+from safebrowse.client import ControlAPIError, ControlClient, agent_client
 from safebrowse.loop import BackgroundLoop
 
 CALL_TIMEOUT_S = 120.0
@@ -59,6 +60,11 @@ CHANNELS = ("task_completion", "action_validity", "efficiency", "non_repetition"
 
 class ToolCallError(Exception):
     """The door answered a tool call with an error; its text is what the agent would read."""
+
+
+class ResetError(RuntimeError):
+    """`reset` could not start an episode: the row names no task the server has, or the server
+    or the episode's door cannot be reached. The message says which."""
 
 
 # -- one shared event loop for every environment's MCP connection ----------------------------------
@@ -170,11 +176,22 @@ class SafebrowseEnvironment:
         if not isinstance(task_id, str) or not task_id:
             raise ValueError("each dataset row needs a task_id column naming a safebrowse task")
         self._end_episode()
-        created = self._control.create_episode(task_id, seed=row.get("seed"), difficulty=row.get("difficulty"),
-                                               **self.episode_options)
+        try:
+            created = self._control.create_episode(task_id, seed=row.get("seed"), difficulty=row.get("difficulty"),
+                                                   **self.episode_options)
+        except ControlAPIError as error:
+            raise ResetError(f"safebrowse refused the episode of row task_id={task_id!r}: {error}") from None
+        except httpx.HTTPError as error:
+            raise ResetError(f"the safebrowse control API at {self.control_url} cannot be reached: "
+                             f"{type(error).__name__}: {error}") from None
         self.episode_id, self.task_id, self.goal = created.episode_id, created.task_id, created.goal
         self._connection = _Connection(created.mcp_url, created.agent_token)
-        self._connection.open()
+        try:
+            self._connection.open()
+        except Exception as error:  # noqa: BLE001 - said in one line: the door cannot be reached
+            self._connection = None
+            raise ResetError(f"the MCP door {created.mcp_url} of episode {created.episode_id} cannot be reached: "
+                             f"{type(error).__name__}: {error}") from None
         page = self._call("observe", {})
         text = page if isinstance(page, str) else "\n".join(
             block["text"] for block in page if block.get("type") == "text")
@@ -184,7 +201,13 @@ class SafebrowseEnvironment:
         """Call a tool through the door; the agent's view of the answer, or `ToolCallError`."""
         if self._connection is None:
             raise ToolCallError("no episode: reset() first")
-        result = self._connection.call(tool, {key: value for key, value in arguments.items() if value is not None})
+        try:
+            result = self._connection.call(tool, {key: value for key, value in arguments.items() if value is not None})
+        except ToolCallError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the model gets TRL's usual tool error, with a reason
+            raise ToolCallError(f"the {tool} call did not reach the episode ({type(error).__name__}); "
+                                "the episode may be closed") from None
         text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
         if result.is_error:
             raise ToolCallError(text)
@@ -200,7 +223,10 @@ class SafebrowseEnvironment:
         if connection is not None:
             connection.close()
         if episode_id is not None:
-            self._control.close_episode(episode_id)
+            try:
+                self._control.close_episode(episode_id)
+            except (ControlAPIError, httpx.HTTPError):
+                pass  # gone already (closed, pruned) or the server is down: nothing left to close here
 
 
 def opening(goal: str, page: str) -> str:
@@ -405,6 +431,7 @@ def sft_rows(rows: Sequence[Mapping[str, Any]], environment_class: type[Safebrow
 
 __all__ = [
     "CHANNELS",
+    "ResetError",
     "SafebrowseEnvironment",
     "ToolCallError",
     "channel_reward",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from safebrowse import scripted
 from safebrowse.client import ControlClient, EpisodeSpec, rollout
 from safebrowse.trl import (
     CHANNELS,
+    ResetError,
     SafebrowseEnvironment,
     ToolCallError,
     channel_reward,
@@ -32,6 +34,7 @@ from safebrowse.trl import (
     tool_schemas,
 )
 
+from support.listener import closed_port
 from support.live import LiveServer
 
 TASK = "miniwob.click-test"
@@ -100,6 +103,23 @@ def test_an_environment_plays_through_the_door_and_its_reward_comes_from_the_con
     assert second is not None and control.get_episode(second).status.value == "closed"
 
 
+def test_bad_rows_a_server_that_is_down_and_a_closed_episode_are_said_plainly(live_server: LiveServer) -> None:
+    environment = environment_factory(live_server.control_url, live_server.control_token)()
+    with pytest.raises(ResetError, match="404 unknown_task"):
+        environment.reset(task_id="miniwob.no-such-task")
+    down = environment_factory(f"http://127.0.0.1:{closed_port()}", live_server.control_token)()
+    started = time.monotonic()
+    with pytest.raises(ResetError, match="cannot be reached"):
+        down.reset(task_id=TASK)
+    assert time.monotonic() - started < 15
+
+    opening = environment.reset(task_id=TASK, seed=7)
+    control_of(live_server).close_episode(environment.episode_id or "")  # as the idle reaper would
+    with pytest.raises(ToolCallError, match="did not reach the episode"):
+        environment.click(id=button_id(opening))  # type: ignore[attr-defined]
+    close_environments()
+
+
 def test_a_vision_environment_returns_the_screenshot_with_the_text(live_server: LiveServer) -> None:
     environment = environment_factory(live_server.control_url, live_server.control_token, images=True)()
     environment.reset(task_id=TASK, seed=5)
@@ -159,6 +179,7 @@ def test_sft_then_grpo_train_a_tiny_qwen3_through_both_doors(live_server: LiveSe
 
     torch.set_num_threads(1)
     control = control_of(live_server)
+    started = time.monotonic()
 
     # Episodes played by the scripted policy through the MCP door, exported from the book.
     played = rollout(control, [EpisodeSpec(TASK, seed=seed, options={"max_steps": 3}) for seed in range(100, 116)],
@@ -276,7 +297,21 @@ def test_sft_then_grpo_train_a_tiny_qwen3_through_both_doors(live_server: LiveSe
         assert logs["reward"] == pytest.approx(sum(rewards) / len(rewards))
         assert logs["tools/call_frequency"] == pytest.approx(made / len(completions))
     trained = [episode_id for episode_ids, _, _ in scored for episode_id in episode_ids]
-    total_calls = sum(len(Recorded.door_calls.get(episode_id, [])) for episode_id in trained)
-    print(f"GRPO: {len(trained)} episodes, {total_calls} tool calls reached the door, "
-          f"rewards {[round(r, 3) for _, rewards, _ in scored for r in rewards]}")
-    assert total_calls > 0
+    calls = [call for episode_id in trained for call in Recorded.door_calls.get(episode_id, [])]
+    assert calls, "no tool call of the model reached the door"
+
+    # What the model was shown, across the whole run: no reward, success or failure word.
+    shown = [message["content"] for _, _, completions in scored for completion in completions
+             for message in completion if message["role"] == "tool"]
+    shown += [row["messages"][1]["content"] for row in control.export_episodes(task_id=TASK)
+              if row["episode_id"] in set(trained)]
+    assert shown
+    for text in shown:
+        assert not any(word in str(text).lower() for word in TRAINER_WORDS), text
+    # Every episode the run played is closed.
+    for episode_id in [*trained, held_out.episode_id or ""]:
+        assert control.get_episode(episode_id).status.value == "closed", episode_id
+
+    print(f"tool calls made in GRPO: {len(calls)} ({sorted(set(name for name, _ in calls))}) over "
+          f"{len(trained)} episodes; rewards {[round(r, 3) for _, rewards, _ in scored for r in rewards]}; "
+          f"supervised model success on held-out seeds {successes}/4; wall time {time.monotonic() - started:.1f} s")
