@@ -216,9 +216,9 @@ def error_result(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
-def episode_over_result() -> CallToolResult:
-    """Says the episode is over and nothing about why."""
-    return error_result(str(EpisodeOverError()))
+def episode_over_result(over: EpisodeOverError | None = None) -> CallToolResult:
+    """Says the episode (or the whole evaluation, for a suite's port) is over, and nothing about why."""
+    return error_result(str(over if over is not None else EpisodeOverError()))
 
 
 def step_result(result: AgentStepResult) -> CallToolResult:
@@ -311,8 +311,8 @@ def build_server(resolve: PortResolver, version: str) -> Server[Any]:
         port = resolve(ctx)
         try:
             return await agent_tool.handler(port, dict(params.arguments or {}))
-        except EpisodeOverError:
-            return episode_over_result()
+        except EpisodeOverError as over:
+            return episode_over_result(over)
         except StepNotRecordedError as not_recorded:  # the server's disk is full: try later, nothing else
             return error_result(str(not_recorded))
         except Exception:  # noqa: BLE001 - the agent gets a generic answer; the operator gets the trace

@@ -127,11 +127,24 @@ def _serve_cluster(settings: ServerSettings) -> int:
 
 
 def cmd_stdio(args: argparse.Namespace) -> int:
-    from safebrowse.stdio import run_stdio
+    from safebrowse.stdio import run_stdio, run_suite_stdio
 
+    if (args.task is None) == (args.suite is None):
+        sys.stderr.write("safebrowse stdio: give either --task (one episode) or --suite (an evaluation)\n")
+        raise SystemExit(2)
+    if args.suite is None and (args.episodes is not None or args.report or args.difficulty):
+        sys.stderr.write("safebrowse stdio: --episodes, --difficulty and --report go with --suite\n")
+        raise SystemExit(2)
     settings = _settings_or_exit(control_port=args.control_port or 0, data_dir=args.data_dir,
                                  engine=_engine_overrides(args))
-    asyncio.run(run_stdio(settings, task_id=args.task, seed=args.seed, serve_control=args.control_port is not None))
+    serve_control = args.control_port is not None
+    if args.suite is not None:
+        asyncio.run(run_suite_stdio(
+            settings, args.suite, episodes=1 if args.episodes is None else args.episodes,
+            seed=0 if args.seed is None else args.seed, difficulty=args.difficulty,
+            report_path=Path(args.report) if args.report else None, serve_control=serve_control))
+        return 0
+    asyncio.run(run_stdio(settings, task_id=args.task, seed=args.seed, serve_control=serve_control))
     return 0
 
 
@@ -182,7 +195,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_suites(as_json: bool) -> int:
+    from tasks.suites import NAMED_SUITES
+
+    if as_json:
+        json.dump([{"name": suite.name, "description": suite.description, "tasks": list(suite.task_ids)}
+                   for suite in NAMED_SUITES.values()], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for suite in NAMED_SUITES.values():
+        print(f"{suite.name:<20} {len(suite.task_ids):>3} tasks  {suite.description}")
+        print(f"{'':<20}      {', '.join(suite.task_ids)}")
+    return 0
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
+    if args.suites:
+        return _print_suites(args.json)
     from tasks import default_registry
 
     registry = default_registry(args.tasks_dir)
@@ -452,8 +481,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     stdio = sub.add_parser("stdio", help="run one episode over MCP stdio (Claude Desktop)")
-    stdio.add_argument("--task", required=True, help="task id, e.g. miniwob.click-test")
-    stdio.add_argument("--seed", type=int, default=None)
+    stdio.add_argument("--task", default=None, help="task id, e.g. miniwob.click-test (one episode)")
+    stdio.add_argument("--suite", default=None,
+                       help="evaluate on a suite: task ids and suite names, comma-separated (see tasks --suites)")
+    stdio.add_argument("--episodes", type=int, default=None, help="with --suite: episodes per task (default 1)")
+    stdio.add_argument("--difficulty", default=None, help="with --suite: the difficulty of tasks that have them")
+    stdio.add_argument("--report", default=None, metavar="FILE",
+                       help="with --suite: write the operator's report (JSON) here")
+    stdio.add_argument("--seed", type=int, default=None,
+                       help="the episode's seed; with --suite the first seed of each task (default 0)")
     stdio.add_argument("--control-port", type=int, default=None,
                        help="also serve the control API on this loopback port")
     stdio.add_argument("--workers", type=int, default=1)
@@ -484,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = sub.add_parser("tasks", help="list the tasks this server offers")
     tasks.add_argument("--family", default=None)
     tasks.add_argument("--json", action="store_true")
+    tasks.add_argument("--suites", action="store_true", help="list the named suites instead")
     tasks.add_argument("--tasks-dir", default=None)
     tasks.set_defaults(func=cmd_tasks)
 

@@ -1,4 +1,8 @@
-"""One episode over stdio (`safebrowse stdio`), with the control API beside it on request.
+"""One episode, or a suite of them, over stdio (`safebrowse stdio`), with the control API beside it
+on request.
+
+With `--suite`, the agent is walked through the suite's episodes (`engine.suites`) and the
+operator's report is written to `--report` and summed up on stderr.
 
 The process builds its own engine, creates the episode and hands its agent port
 to the stdio door (`mcp_server.stdio`). With `--control-port`, the trainer's
@@ -16,13 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import NoReturn
 
 import uvicorn
 
 from engine.book import BookError
 from engine.manager import EpisodeManager, EpisodeSetupError
+from engine.suites import SuiteDesk, SuitePlanError, SuiteReport, plan_suite
+from engine.suites.report import table
 from mcp_server.stdio import serve_stdio
 from safebrowse import __version__
 from safebrowse.server import build_control_app, build_manager, resolve_control_token
@@ -83,6 +92,79 @@ async def run_stdio(settings: ServerSettings, task_id: str, seed: int | None, se
                 await stack.enter_async_context(serving_control_api(manager, settings))
             logger.info("serving episode %s of %s over stdio", created.episode_id, task_id)
             await serve_stdio(port, __version__)
+    finally:
+        await manager.stop()
+        sys.stderr.flush()
+
+
+def check_report_path(path: Path) -> None:
+    """Refuse, before anything starts, a report path that cannot be written (SuitePlanError)."""
+    if path.is_dir():
+        raise SuitePlanError(f"the report path {path} is a directory; name a file")
+    existed = path.exists()
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise SuitePlanError(f"the report file {path} cannot be written: {error.strerror or error}") from None
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
+def report_writer(path: Path | None) -> Callable[[SuiteReport], None]:
+    """Writes the report whole each time (to a temporary file moved over it): never half a file."""
+
+    def write(report: SuiteReport) -> None:
+        if path is None:
+            return
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(report.to_json() + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+
+    return write
+
+
+def refuse(message: str) -> NoReturn:
+    sys.stderr.write(f"safebrowse stdio: {message}\n")
+    raise SystemExit(2)
+
+
+async def run_suite_stdio(settings: ServerSettings, suite: str, episodes: int, seed: int, difficulty: str | None,
+                          report_path: Path | None, serve_control: bool) -> SuiteReport:
+    """Walk the agent on stdin/stdout through a suite; the report is written as episodes end, and at
+    the end (marked incomplete if the client hung up first), with a short table on stderr."""
+    if report_path is not None:
+        try:
+            check_report_path(report_path)
+        except SuitePlanError as error:
+            refuse(str(error))
+    try:
+        manager = build_manager(settings)
+    except BookError as error:
+        refuse(str(error))
+    try:
+        plan = plan_suite(manager.registry, suite, episodes, seed=seed, difficulty=difficulty)
+    except SuitePlanError as error:
+        if manager.book is not None:
+            manager.book.close()
+        refuse(str(error))
+    write = report_writer(report_path)
+    await manager.start()
+    try:
+        session, _token = await SuiteDesk(manager).open(plan, suite, on_report=write)
+        async with contextlib.AsyncExitStack() as stack:
+            if serve_control:
+                await stack.enter_async_context(serving_control_api(manager, settings))
+            logger.info("suite %s: %d episodes of %s over stdio", session.suite_id, len(plan.episodes),
+                        ", ".join(plan.task_ids))
+            try:
+                await serve_stdio(session, __version__)
+            finally:
+                report = await session.stop("disconnected")
+        sys.stderr.write(table(report) + "\n")
+        if report_path is not None:
+            sys.stderr.write(f"report written to {report_path}\n")
+        return report
     finally:
         await manager.stop()
         sys.stderr.flush()

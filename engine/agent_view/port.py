@@ -22,6 +22,16 @@ class EpisodeOverError(Exception):
         super().__init__("The episode is over: no further actions are accepted.")
 
 
+class EvaluationOverError(EpisodeOverError):
+    """Every episode of the agent's evaluation (a suite) has been run. Like its parent, the
+    message says nothing about how any of them went."""
+
+    MESSAGE = "The evaluation is over: every task of it has been run. No further actions are accepted."
+
+    def __init__(self) -> None:
+        Exception.__init__(self, self.MESSAGE)
+
+
 class StepNotRecordedError(Exception):
     """The server cannot record the call now (its episode book refuses writes): the agent
     should try again later. The message says only that."""
