@@ -38,6 +38,7 @@ from control_api.schemas import CurriculumPolicy
 from control_api.state import ControlState
 from control_api.viewer import viewer_routes
 from engine.book import BookWriteError
+from engine.suites import SuiteDesk
 from safebrowse import __version__
 
 
@@ -58,14 +59,16 @@ def routes_for(operations: Sequence[Operation]) -> list[Route]:
 
 
 def build_app(
-    manager: TrainerRoom, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None
+    manager: TrainerRoom, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None,
+    suites: SuiteDesk | None = None,
 ) -> Starlette:
     """The trainer door for `manager` (a single server's EpisodeManager, or a cluster's front).
     Serve it on a private listener only.
 
-    `curriculum` sets the thresholds of `difficulty: "auto"` (the defaults otherwise).
+    `curriculum` sets the thresholds of `difficulty: "auto"` (the defaults otherwise). `suites`
+    serves `/v1/suites`; without it (a cluster's front) those routes answer 501.
     """
-    state = ControlState(manager=manager, mcp_url=mcp_url, curriculum=Curriculum(curriculum))
+    state = ControlState(manager=manager, mcp_url=mcp_url, curriculum=Curriculum(curriculum), suites=suites)
     state.restore()
     manager.on_step.append(state.metrics.on_step)
     manager.on_end.append(state.count_ended)

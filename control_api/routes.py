@@ -22,7 +22,9 @@ from control_api.metrics import CONTENT_TYPE
 from control_api.openapi import Link, Operation
 from control_api.schemas import (
     CreatedEpisodeResponse,
+    CreatedSuiteResponse,
     CreateEpisodeRequest,
+    CreateSuiteRequest,
     CurriculumResponse,
     EndEpisodeRequest,
     EpisodeConstraints,
@@ -48,6 +50,8 @@ from engine.recorder import Recording as EngineRecording
 from engine.records import EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason
 from engine.reward import RewardBreakdown, cumulative_reward, score_trajectory
 from engine.snapshot import EpisodeSnapshot
+from engine.suites import SUITE_ID_KEY, SuiteDesk, SuitePlanError, SuiteReport, plan_suite
+from engine.suites.desk import SuiteNotFoundError
 from safebrowse import __version__
 from tasks import custom as custom_tasks
 from tasks.registry import UnknownTaskError
@@ -225,12 +229,14 @@ async def create_episode(request: Request) -> Response:
 async def list_episodes(request: Request) -> Response:
     control = control_state(request)
     query = parse_query(request, EpisodeListQuery)
+    suite_of = {episode_id: data[SUITE_ID_KEY] for episode_id, data in control.manager.trainer_data_items()
+                if isinstance(data.get(SUITE_ID_KEY), str)}
     summaries = [
         EpisodeSummary(
             episode_id=state.episode_id, task_id=state.task_id, status=state.status,
             step_index=state.step_index, done=state.done, success=state.success,
             failure_reason=state.failure_reason, created_at=state.created_at,
-            current_difficulty=state.difficulty,
+            current_difficulty=state.difficulty, suite_id=suite_of.get(state.episode_id),
         )
         for state in control.manager.states()
         if query.status is None or state.status is query.status
@@ -350,6 +356,50 @@ async def close_episode(request: Request) -> Response:
     return json_response(_state_response(control, _snapshot_of(control, episode_id)))
 
 
+def _suite_desk(control: ControlState) -> SuiteDesk:
+    if control.suites is None:
+        raise ApiError(501, "suites_not_supported",
+                       "this server cannot run suites: a cluster's front has no agent door of its own to walk "
+                       "one agent token through episodes on several nodes; run suites on a single server")
+    return control.suites
+
+
+async def create_suite(request: Request) -> Response:
+    """An evaluation: one agent token that walks through every episode of the suite, in order."""
+    control = control_state(request)
+    desk = _suite_desk(control)
+    body = await parse_body(request, CreateSuiteRequest)
+    try:
+        plan = plan_suite(control.manager.registry, body.suite, body.episodes, seed=body.seed,
+                          difficulty=body.difficulty, max_steps=body.max_steps)
+    except SuitePlanError as error:
+        if error.suggestions or "unknown task" in str(error):
+            raise ApiError(404, "unknown_task", str(error), suggestions=error.suggestions) from None
+        raise ApiError(422, "invalid_suite", str(error)) from None
+    try:
+        session, token = await desk.open(plan, body.suite)
+    except TooManyEpisodesError as error:
+        raise ApiError(429, "too_many_episodes", str(error), headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
+    location = f"/v1/suites/{session.suite_id}"
+    response = CreatedSuiteResponse(
+        suite_id=session.suite_id, agent_token=token, mcp_url=control.mcp_url, tasks=list(plan.task_ids),
+        episodes_per_task=plan.episodes_per_task, planned_episodes=len(plan.episodes), seed=plan.seed,
+        report_url=location,
+    )
+    return json_response(response, 201, headers={"Location": location})
+
+
+async def get_suite(request: Request) -> Response:
+    """The suite's report so far, from the room's records."""
+    desk = _suite_desk(control_state(request))
+    suite_id = request.path_params["suite_id"]
+    try:
+        report = desk.get(suite_id).report()
+    except SuiteNotFoundError:
+        raise ApiError(404, "suite_not_found", f"no suite {suite_id!r}") from None
+    return Response(report.model_dump_json(by_alias=True), media_type="application/json")
+
+
 async def metrics(request: Request) -> Response:
     control = control_state(request)
     return Response(control.metrics.render(control.manager), media_type=CONTENT_TYPE)
@@ -427,6 +477,24 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: ("The policy and, per task seen, the current difficulty and each level's window.",
                      CurriculumResponse)},
               tags=("curriculum",)),
+    Operation("POST", "/v1/suites", create_suite, "create_suite", "Start an evaluation of one agent on a suite",
+              {201: ("The suite's first episode is ready; hand agent_token and mcp_url to the agent. Each "
+                     "time an episode ends, the agent's next tool call meets the next task.",
+                     CreatedSuiteResponse),
+               404: ("A task of the suite is unknown; `suggestions` lists close ids.", None),
+               429: ("Too many open episodes; close one first (see Retry-After).", None),
+               501: ("This server cannot run suites (`suites_not_supported`): a cluster's front.", None)},
+              description="Each task runs `episodes` times, seeded seed, seed + 1, ... The agent sees only "
+                          "observations: it cannot end, skip or restart an episode, and it is never told a "
+                          "score. The operator reads the report at GET /v1/suites/{suite_id}.",
+              request_model=CreateSuiteRequest, tags=("suites",),
+              links=(Link("GetSuite", "get_suite", {"suite_id": "$response.body#/suite_id"}),)),
+    Operation("GET", "/v1/suites/{suite_id}", get_suite, "get_suite", "A suite's report so far",
+              {200: ("Per episode (task, seed, success, failure reason, steps, return, wall time), per task "
+                     "(success rate with a 95% Wilson interval) and overall; `complete` once every episode "
+                     "has ended.", SuiteReport),
+               501: ("This server cannot run suites (`suites_not_supported`): a cluster's front.", None)},
+              tags=("suites",)),
     Operation("GET", "/metrics", metrics, "metrics", "Prometheus metrics",
               {200: ("Metrics in the Prometheus text format 0.0.4.", None)},
               media_type=CONTENT_TYPE, tags=("meta",)),

@@ -18,6 +18,9 @@ from engine.reward import RewardBreakdown, RewardWeights
 # clients can import these models without loading the browser engine.
 MAX_SEED = 2**31 - 1
 
+# Episodes per task of a suite (engine.suites.MAX_EPISODES), repeated for the same reason.
+MAX_SUITE_EPISODES = 100
+
 # Fields of a create request that become the episode's EpisodeLimits.
 LIMIT_FIELDS: tuple[str, ...] = tuple(EpisodeLimits.model_fields)
 
@@ -161,6 +164,8 @@ class EpisodeSummary(BaseModel):
     failure_reason: FailureReason
     created_at: float
     current_difficulty: str | None = None
+    suite_id: str | None = Field(default=None, description="The suite (POST /v1/suites, or safebrowse stdio "
+                                                           "--suite) the episode belongs to; null for others.")
 
 
 class EpisodeList(BaseModel):
@@ -327,6 +332,41 @@ class CurriculumResponse(BaseModel):
     tasks: list[CurriculumTask] = Field(description="Tasks the curriculum has seen (a result or an auto pick).")
 
 
+# -- suites --------------------------------------------------------------------------
+
+
+class CreateSuiteRequest(_Strict):
+    """An evaluation: one agent token walked through every episode of a suite, in order."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"suite": "smoke", "episodes": 3},
+        {"suite": "miniwob.click-test,custom.login-form", "episodes": 5, "seed": 100, "max_steps": 20},
+    ]})
+
+    suite: str = Field(min_length=1, max_length=4_000,
+                       description="Task ids and named suites (see `safebrowse tasks --suites`), comma-separated.")
+    episodes: Annotated[int, Field(ge=1, le=MAX_SUITE_EPISODES), BeforeValidator(_json_integer)] = Field(
+        default=1, description="Episodes of each task.")
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED - MAX_SUITE_EPISODES), BeforeValidator(_json_integer)] = Field(
+        default=0, description="Each task's episodes are seeded seed, seed + 1, ...")
+    difficulty: str | None = Field(default=None, min_length=1, max_length=100,
+                                   description="The difficulty of the tasks that have difficulties.")
+    max_steps: StepCount | None = Field(default=None, description="Each episode's step budget (the server's "
+                                                                  "default when unset).")
+
+
+class CreatedSuiteResponse(BaseModel):
+    suite_id: str
+    agent_token: str = Field(description="Bearer token for the agent's MCP connection, for the whole suite; "
+                                         "shown only here.")
+    mcp_url: str = Field(description="Where the agent connects (streamable HTTP).")
+    tasks: list[str] = Field(description="The suite's task ids, in the order the agent meets them.")
+    episodes_per_task: int
+    planned_episodes: int
+    seed: int
+    report_url: str = Field(description="Where the report so far is read (GET).")
+
+
 class EndEpisodeRequest(_Strict):
     reason: Literal["client_step_cap"] = Field(
         default="client_step_cap", description="Why the trainer ends the episode; only client_step_cap."
@@ -335,7 +375,9 @@ class EndEpisodeRequest(_Strict):
 
 __all__ = [
     "CreateEpisodeRequest",
+    "CreateSuiteRequest",
     "CreatedEpisodeResponse",
+    "CreatedSuiteResponse",
     "CurriculumLevel",
     "CurriculumPolicy",
     "CurriculumResponse",

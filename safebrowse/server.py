@@ -23,10 +23,12 @@ from starlette.types import ASGIApp
 
 from control_api.room import TrainerRoom
 from control_api.schemas import CurriculumPolicy
+from engine.agent_view.port import AgentPort
 from engine.book import BookError, BookWriteError, EpisodeBook
 from engine.book.restart import settle_interrupted
 from engine.manager import EpisodeManager
 from engine.oracle import OracleFactory, build_oracle_factory
+from engine.suites import SuiteDesk
 from safebrowse import __version__
 from safebrowse.settings import ServerSettings
 from safebrowse.sockets import SignalNeutralServer, bound_socket, port_of
@@ -101,21 +103,27 @@ def build_manager(
         raise
 
 
-def build_agent_app(manager: EpisodeManager, settings: ServerSettings) -> ASGIApp:
-    """The agent door over streamable HTTP: each request's token opens its episode's port."""
+def build_agent_app(manager: EpisodeManager, settings: ServerSettings, suites: SuiteDesk | None = None) -> ASGIApp:
+    """The agent door over streamable HTTP: each request's token opens its episode's port, or its
+    suite's (a suite's port is an `AgentPort` like any other: the door cannot tell them apart)."""
     from mcp_server.http import build_app
 
-    return build_app(manager.agent_session, host=settings.host, version=__version__, limits=settings.mcp_limits)
+    def open_port(token: str) -> AgentPort | None:
+        suite = suites.agent_port(token) if suites is not None else None
+        return suite if suite is not None else manager.agent_session(token)
+
+    return build_app(open_port, host=settings.host, version=__version__, limits=settings.mcp_limits)
 
 
 def build_control_app(
-    manager: TrainerRoom, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None
+    manager: TrainerRoom, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None,
+    suites: SuiteDesk | None = None,
 ) -> ASGIApp:
     """The trainer door for `manager` (an EpisodeManager, or a cluster's front); serve it on a
-    private listener only."""
+    private listener only. Without `suites` (a cluster's front), `/v1/suites` answers 501."""
     from control_api.app import build_app
 
-    return build_app(manager, control_token=control_token, mcp_url=mcp_url, curriculum=curriculum)
+    return build_app(manager, control_token=control_token, mcp_url=mcp_url, curriculum=curriculum, suites=suites)
 
 
 class SafebrowseServer:
@@ -125,6 +133,7 @@ class SafebrowseServer:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.manager = build_manager(settings)  # first: a data dir it cannot use stops everything here
+        self.suites = SuiteDesk(self.manager)
         try:
             self.control_token, self.token_path = resolve_control_token(settings)
             self.mcp_socket = bound_socket(settings.host, settings.mcp_port)
@@ -158,8 +167,9 @@ class SafebrowseServer:
     async def serve(self) -> None:
         await self.manager.start()
         try:
-            mcp_app = build_agent_app(self.manager, self.settings)
-            control_app = build_control_app(self.manager, control_token=self.control_token, mcp_url=self.mcp_url)
+            mcp_app = build_agent_app(self.manager, self.settings, self.suites)
+            control_app = build_control_app(self.manager, control_token=self.control_token, mcp_url=self.mcp_url,
+                                            suites=self.suites)
             for app in (mcp_app, control_app):
                 # Signals belong to the caller (`safebrowse serve` stops both listeners, then the
                 # browsers); uvicorn would otherwise stop one listener and re-raise the signal.
@@ -174,6 +184,7 @@ class SafebrowseServer:
             self.started.set()
             await asyncio.gather(*tasks)
         finally:
+            await self.suites.stop()
             await self.manager.stop()
 
     def request_stop(self) -> None:

@@ -47,12 +47,13 @@ NO_MCP_URL = "stdio"
 
 
 @contextlib.asynccontextmanager
-async def serving_control_api(manager: EpisodeManager, settings: ServerSettings) -> AsyncIterator[str]:
+async def serving_control_api(manager: EpisodeManager, settings: ServerSettings,
+                              suites: SuiteDesk | None = None) -> AsyncIterator[str]:
     """Serve the control API on loopback while the block runs; yields its base URL."""
     token, token_path = resolve_control_token(settings)
     sock = bound_socket(CONTROL_HOST, settings.control_port)
     url = f"http://{CONTROL_HOST}:{port_of(sock)}"
-    app = build_control_app(manager, control_token=token, mcp_url=NO_MCP_URL)
+    app = build_control_app(manager, control_token=token, mcp_url=NO_MCP_URL, suites=suites)
     server = SignalNeutralServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not task.done():
@@ -151,10 +152,11 @@ async def run_suite_stdio(settings: ServerSettings, suite: str, episodes: int, s
     write = report_writer(report_path)
     await manager.start()
     try:
-        session, _token = await SuiteDesk(manager).open(plan, suite, on_report=write)
+        desk = SuiteDesk(manager)
+        session, _token = await desk.open(plan, suite, on_report=write)
         async with contextlib.AsyncExitStack() as stack:
             if serve_control:
-                await stack.enter_async_context(serving_control_api(manager, settings))
+                await stack.enter_async_context(serving_control_api(manager, settings, suites=desk))
             logger.info("suite %s: %d episodes of %s over stdio", session.suite_id, len(plan.episodes),
                         ", ".join(plan.task_ids))
             try:

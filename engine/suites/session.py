@@ -176,7 +176,7 @@ class SuiteSession:
             try:
                 created = await self._room.create(planned.task_id, seed=planned.seed, limits=limits,
                                                   difficulty=difficulty, observe=False)
-            except EpisodeSetupError as error:
+            except (EpisodeSetupError, ValueError) as error:
                 logger.warning("suite %s: %s", self.suite_id, error)
                 self._results.append(SuiteEpisodeResult(
                     index=index, episode_id=None, task_id=planned.task_id, seed=planned.seed, ended=True,
@@ -184,6 +184,9 @@ class SuiteSession:
                     wall_time_s=round(time.time() - started, 3)))
                 self._publish()
                 continue
+            except BaseException:
+                self._next = index  # not run: the agent's next call tries it again (a full room, a full disk)
+                raise
             self._room.keep_trainer_data(created.episode_id, {SUITE_ID_KEY: self.suite_id})
             port = self._room.bind_agent(created.episode_id)
             self._current = (index, planned, created.episode_id, port)
