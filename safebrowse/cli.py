@@ -132,8 +132,8 @@ def cmd_stdio(args: argparse.Namespace) -> int:
     if (args.task is None) == (args.suite is None):
         sys.stderr.write("safebrowse stdio: give either --task (one episode) or --suite (an evaluation)\n")
         raise SystemExit(2)
-    if args.suite is None and (args.episodes is not None or args.report or args.difficulty):
-        sys.stderr.write("safebrowse stdio: --episodes, --difficulty and --report go with --suite\n")
+    if args.suite is None and (args.episodes is not None or args.report or args.difficulty or args.max_steps):
+        sys.stderr.write("safebrowse stdio: --episodes, --difficulty, --max-steps and --report go with --suite\n")
         raise SystemExit(2)
     settings = _settings_or_exit(control_port=args.control_port or 0, data_dir=args.data_dir,
                                  engine=_engine_overrides(args))
@@ -141,7 +141,7 @@ def cmd_stdio(args: argparse.Namespace) -> int:
     if args.suite is not None:
         asyncio.run(run_suite_stdio(
             settings, args.suite, episodes=1 if args.episodes is None else args.episodes,
-            seed=0 if args.seed is None else args.seed, difficulty=args.difficulty,
+            seed=0 if args.seed is None else args.seed, difficulty=args.difficulty, max_steps=args.max_steps,
             report_path=Path(args.report) if args.report else None, serve_control=serve_control))
         return 0
     asyncio.run(run_stdio(settings, task_id=args.task, seed=args.seed, serve_control=serve_control))
@@ -486,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="evaluate on a suite: task ids and suite names, comma-separated (see tasks --suites)")
     stdio.add_argument("--episodes", type=int, default=None, help="with --suite: episodes per task (default 1)")
     stdio.add_argument("--difficulty", default=None, help="with --suite: the difficulty of tasks that have them")
+    stdio.add_argument("--max-steps", type=int, default=None,
+                       help="with --suite: each episode's step budget (default: the server's)")
     stdio.add_argument("--report", default=None, metavar="FILE",
                        help="with --suite: write the operator's report (JSON) here")
     stdio.add_argument("--seed", type=int, default=None,

@@ -131,7 +131,7 @@ def refuse(message: str) -> NoReturn:
 
 
 async def run_suite_stdio(settings: ServerSettings, suite: str, episodes: int, seed: int, difficulty: str | None,
-                          report_path: Path | None, serve_control: bool) -> SuiteReport:
+                          report_path: Path | None, serve_control: bool, max_steps: int | None = None) -> SuiteReport:
     """Walk the agent on stdin/stdout through a suite; the report is written as episodes end, and at
     the end (marked incomplete if the client hung up first), with a short table on stderr."""
     if report_path is not None:
@@ -144,7 +144,7 @@ async def run_suite_stdio(settings: ServerSettings, suite: str, episodes: int, s
     except BookError as error:
         refuse(str(error))
     try:
-        plan = plan_suite(manager.registry, suite, episodes, seed=seed, difficulty=difficulty)
+        plan = plan_suite(manager.registry, suite, episodes, seed=seed, difficulty=difficulty, max_steps=max_steps)
     except SuitePlanError as error:
         if manager.book is not None:
             manager.book.close()
