@@ -22,8 +22,6 @@ import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
-
-from engine.agent_view import EvaluationOverError
 from test_suites_http import (
     MIXED_SUITE,
     Walk,
@@ -32,6 +30,8 @@ from test_suites_http import (
     is_click_button,
     walk_suite,
 )
+
+from engine.agent_view import EvaluationOverError
 
 REPO = Path(__file__).resolve().parent.parent
 SAFEBROWSE = str(Path(sys.executable).with_name("safebrowse"))
