@@ -132,7 +132,14 @@
   function renderList(episodes) {
     const body = $("episodes").tBodies[0];
     body.replaceChildren();
-    const newest = [...episodes].sort((a, b) => b.created_at - a.created_at);
+    // Newest first, with a suite's episodes kept together (at the place of its newest one).
+    const groupTime = new Map();
+    for (const e of episodes) {
+      if (e.suite_id) groupTime.set(e.suite_id, Math.max(groupTime.get(e.suite_id) ?? 0, e.created_at));
+    }
+    const at = (e) => (e.suite_id ? groupTime.get(e.suite_id) : e.created_at);
+    const newest = [...episodes].sort((a, b) => at(b) - at(a) || (a.suite_id ?? "").localeCompare(b.suite_id ?? "")
+      || b.created_at - a.created_at);
     for (const summary of newest) {
       const row = document.createElement("tr");
       row.dataset.episodeId = summary.episode_id;
@@ -146,13 +153,14 @@
       row.append(
         cell, el("td", summary.task_id), el("td", summary.current_difficulty ?? "—"), el("td", summary.status),
         el("td", summary.step_index), el("td", text, className), el("td", time(summary.created_at)),
+        el("td", summary.suite_id ?? "—"),
       );
       body.append(row);
     }
     if (!newest.length) {
       const row = document.createElement("tr");
       const cell = el("td", "No episodes.", "note");
-      cell.colSpan = 7;
+      cell.colSpan = 8;
       row.append(cell);
       body.append(row);
     }
