@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from mcp.server.stdio import stdio_server
 
+from engine.agent_view.instructions import INSTRUCTIONS
 from engine.agent_view.port import AgentPort
 from mcp_server.tools import build_server
 
 
-async def serve_stdio(port: AgentPort, version: str) -> None:
+async def serve_stdio(port: AgentPort, version: str, instructions: str = INSTRUCTIONS) -> None:
     """Serve the tools of the episode behind `port` over stdin/stdout until the client hangs up."""
-    server = build_server(lambda _ctx: port, version)
+    server = build_server(lambda _ctx: port, version, instructions)
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())

@@ -296,8 +296,9 @@ def build_tools() -> dict[str, AgentTool]:
     }
 
 
-def build_server(resolve: PortResolver, version: str) -> Server[Any]:
-    """An MCP server whose tools act on the episode `resolve` returns for each call."""
+def build_server(resolve: PortResolver, version: str, instructions: str = INSTRUCTIONS) -> Server[Any]:
+    """An MCP server whose tools act on the episode `resolve` returns for each call; `instructions`
+    are what the agent is told at initialize (the composition root picks them)."""
     tools = build_tools()
     listing = ListToolsResult(tools=[agent_tool.tool for agent_tool in tools.values()])
 
@@ -323,7 +324,7 @@ def build_server(resolve: PortResolver, version: str) -> Server[Any]:
         SERVER_NAME,
         version=version,
         title="safebrowse",
-        instructions=INSTRUCTIONS,
+        instructions=instructions,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )

@@ -28,6 +28,7 @@ from typing import NoReturn
 
 import uvicorn
 
+from engine.agent_view.instructions import SUITE_INSTRUCTIONS
 from engine.book import BookError
 from engine.manager import EpisodeManager, EpisodeSetupError
 from engine.suites import SuiteDesk, SuitePlanError, SuiteReport, plan_suite
@@ -160,7 +161,7 @@ async def run_suite_stdio(settings: ServerSettings, suite: str, episodes: int, s
             logger.info("suite %s: %d episodes of %s over stdio", session.suite_id, len(plan.episodes),
                         ", ".join(plan.task_ids))
             try:
-                await serve_stdio(session, __version__)
+                await serve_stdio(session, __version__, SUITE_INSTRUCTIONS)
             finally:
                 report = await session.stop("disconnected")
         sys.stderr.write(table(report) + "\n")

@@ -32,6 +32,7 @@ from test_suites_http import (
 )
 
 from engine.agent_view import EvaluationOverError
+from engine.agent_view.instructions import SUITE_INSTRUCTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 SAFEBROWSE = str(Path(sys.executable).with_name("safebrowse"))
@@ -60,6 +61,7 @@ def test_stdio_suite_report_matches_the_server_records_and_the_agent_hears_nothi
 
     async def session() -> tuple[Walk, dict[str, Any]]:
         async with Client(stdio_client(params, errlog=errlog)) as client:
+            assert client.instructions == SUITE_INSTRUCTIONS  # an episode's end is not the end of the work
             walk = await walk_suite(client, is_wrong=lambda index, page: index == 3 and is_click_button(page),
                                     try_escapes=True)
             report = json.loads(report_path.read_text())

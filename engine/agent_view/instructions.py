@@ -11,3 +11,11 @@ INSTRUCTIONS = (
     "change after the page updates, so act on the latest observation. When an observation says the "
     "episode is over, stop: no further actions are accepted."
 )
+
+SUITE_INSTRUCTIONS = (
+    INSTRUCTIONS.rsplit(" When an observation", 1)[0]
+    + " You will be given several tasks, one after another. When an observation says the episode is over, "
+    "call `observe`: it shows the next task and its goal. Keep working until a tool says the evaluation is over."
+)
+"""For an agent walked through a suite over stdio (`safebrowse stdio --suite`): the same, except that an
+episode's end is not the end of the work. The HTTP door serves every token alike, with `INSTRUCTIONS`."""
