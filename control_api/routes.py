@@ -368,6 +368,10 @@ async def create_suite(request: Request) -> Response:
     """An evaluation: one agent token that walks through every episode of the suite, in order."""
     control = control_state(request)
     desk = _suite_desk(control)
+    if not desk.takes_new_suites:
+        raise ApiError(501, "suites_not_supported",
+                       "this process serves its one agent over stdio; start suites for HTTP agents on "
+                       "`safebrowse serve`")
     body = await parse_body(request, CreateSuiteRequest)
     try:
         plan = plan_suite(control.manager.registry, body.suite, body.episodes, seed=body.seed,
@@ -483,7 +487,8 @@ OPERATIONS: tuple[Operation, ...] = (
                      CreatedSuiteResponse),
                404: ("A task of the suite is unknown; `suggestions` lists close ids.", None),
                429: ("Too many open episodes; close one first (see Retry-After).", None),
-               501: ("This server cannot run suites (`suites_not_supported`): a cluster's front.", None)},
+               501: ("This server cannot run suites for HTTP agents (`suites_not_supported`): a cluster's "
+                     "front, or a stdio process.", None)},
               description="Each task runs `episodes` times, seeded seed, seed + 1, ... The agent sees only "
                           "observations: it cannot end, skip or restart an episode, and it is never told a "
                           "score. The operator reads the report at GET /v1/suites/{suite_id}.",
@@ -493,6 +498,7 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: ("Per episode (task, seed, success, failure reason, steps, return, wall time), per task "
                      "(success rate with a 95% Wilson interval) and overall; `complete` once every episode "
                      "has ended.", SuiteReport),
+               404: ("No suite with this id.", None),
                501: ("This server cannot run suites (`suites_not_supported`): a cluster's front.", None)},
               tags=("suites",)),
     Operation("GET", "/metrics", metrics, "metrics", "Prometheus metrics",

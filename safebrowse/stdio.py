@@ -155,6 +155,7 @@ async def run_suite_stdio(settings: ServerSettings, suite: str, episodes: int, s
     try:
         desk = SuiteDesk(manager)
         session, _token = await desk.open(plan, suite, on_report=write)
+        desk.takes_new_suites = False  # the control API beside it reports this suite; its agent is on stdio
         async with contextlib.AsyncExitStack() as stack:
             if serve_control:
                 await stack.enter_async_context(serving_control_api(manager, settings, suites=desk))

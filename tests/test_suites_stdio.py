@@ -68,6 +68,8 @@ def test_stdio_suite_report_matches_the_server_records_and_the_agent_hears_nothi
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
                               headers={"Authorization": f"Bearer {token}"}) as control:
                 assert control.get(f"/v1/suites/{report['suite_id']}").json()["complete"] is True
+                refused = control.post("/v1/suites", json={"suite": "smoke"})  # no HTTP agent could reach it
+                assert refused.status_code == 501 and refused.json()["error"] == "suites_not_supported"
                 assert_report_matches_the_room(report, control)
             return walk, report
 

@@ -24,6 +24,8 @@ class SuiteNotFoundError(KeyError):
 class SuiteDesk:
     def __init__(self, room: SuiteRoom) -> None:
         self._room = room
+        self.takes_new_suites = True
+        """False where no HTTP agent could reach a new suite (a stdio process shows its own suite only)."""
         self._suites: dict[str, SuiteSession] = {}
         self._tokens: dict[str, str] = {}
 
