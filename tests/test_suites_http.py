@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,10 @@ AGENT_TOOLS = {
 }
 # What an agent might try in order to end, skip or restart an episode: none of it exists.
 ESCAPE_TOOLS = ("reset", "skip", "next", "next_task", "end", "end_episode", "restart", "finish", "give_up", "done")
-MIXED_SUITE = "miniwob.click-test,miniwob.click-button"
+MIXED_SUITE = "miniwob.click-test,miniwob.click-button,custom.login-form"
+MIXED_ROWS = [("miniwob.click-test", 3, True), ("miniwob.click-test", 4, True), ("miniwob.click-button", 3, True),
+              ("miniwob.click-button", 4, False), ("custom.login-form", 3, True), ("custom.login-form", 4, True)]
+MIXED_SCORES = [("miniwob.click-test", 2, 2), ("miniwob.click-button", 1, 2), ("custom.login-form", 2, 2)]
 
 
 @dataclass
@@ -43,6 +47,26 @@ class Walk:
     wire: list[dict[str, Any]] = field(default_factory=list)
     goals: list[str] = field(default_factory=list)
     over_texts: list[str] = field(default_factory=list)
+
+
+def sign_in(page: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """custom.login-form at difficulty "easy": the login and password the goal quotes, then Sign in."""
+    login, password = re.findall(r'"([^"]+)"', page["goal"])[:2]
+
+    def field(html_id: str) -> str:
+        return str(next(e["id"] for e in page["elements"] if e["attributes"].get("id") == html_id))
+
+    if page["step_index"] == 0:
+        return ("fill", {"id": field("login"), "text": login})
+    if page["step_index"] == 1:
+        return ("fill", {"id": field("password"), "text": password})
+    button = next((e for e in page["elements"] if e["role"] == "button" and e["text"].strip() == "Sign in"), None)
+    return ("click", {"id": button["id"]}) if button else None
+
+
+def scripted(page: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The scripted MiniWoB++ policies (`safebrowse.scripted`), and the sign-in form."""
+    return sign_in(page) if "login-form" in page["url"] else by_page(page)
 
 
 def wrong_agent(page: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -96,7 +120,7 @@ async def walk_suite(client: Client, is_wrong: Callable[[int, dict[str, Any]], b
             assert still.structured_content is not None
             assert still.structured_content["goal"] == page["goal"]
             assert still.structured_content["step_index"] == 0 and not still.structured_content["episode_over"]
-        action = wrong_agent(page) if is_wrong(index, page) else by_page(page)
+        action = wrong_agent(page) if is_wrong(index, page) else scripted(page)
         assert action is not None, page["url"]
         result = await call(*action)
         assert not text_of(result).startswith(NEW_TASK)
@@ -139,10 +163,10 @@ def assert_report_matches_the_room(report: dict[str, Any], control: httpx.Client
 def test_http_suite_walks_a_scripted_and_a_wrong_agent_and_reports_what_the_room_recorded(live_server):
     with httpx.Client(base_url=live_server.control_url, headers=live_server.control_headers, timeout=120) as control:
         response = control.post("/v1/suites", json={"suite": MIXED_SUITE, "episodes": 2, "seed": 3,
-                                                        "max_steps": 4})
+                                                        "max_steps": 4, "difficulty": "easy"})
         assert response.status_code == 201, response.text
         created = response.json()
-        assert created["planned_episodes"] == 4 and created["tasks"] == MIXED_SUITE.split(",")
+        assert created["planned_episodes"] == 6 and created["tasks"] == MIXED_SUITE.split(",")
 
         async def agent() -> Walk:
             async with agent_client(created["mcp_url"], created["agent_token"]) as client:
@@ -152,16 +176,14 @@ def test_http_suite_walks_a_scripted_and_a_wrong_agent_and_reports_what_the_room
 
         walk = play(agent())
         report = control.get(created["report_url"]).json()
-    assert len(walk.goals) == 4
+    assert len(walk.goals) == 6
     assert set(walk.over_texts) == {EvaluationOverError.MESSAGE}
     assert_nothing_scored_reached_the_agent(walk)
     assert report["complete"] is True and report["incomplete_reason"] is None
-    assert [(row["task_id"], row["seed"], row["success"]) for row in report["episodes"]] == [
-        ("miniwob.click-test", 3, True), ("miniwob.click-test", 4, True),
-        ("miniwob.click-button", 3, True), ("miniwob.click-button", 4, False)]
+    assert [(row["task_id"], row["seed"], row["success"]) for row in report["episodes"]] == MIXED_ROWS
     assert report["episodes"][3]["failure_reason"] != "none"
-    assert [(s["task_id"], s["successes"], s["episodes"]) for s in report["per_task"]] == [
-        ("miniwob.click-test", 2, 2), ("miniwob.click-button", 1, 2)]
+    assert [(s["task_id"], s["successes"], s["episodes"]) for s in report["per_task"]] == MIXED_SCORES
+    assert report["overall"]["successes"] == 5 and report["overall"]["episodes"] == 6
     with httpx.Client(base_url=live_server.control_url, headers=live_server.control_headers, timeout=120) as control:
         assert_report_matches_the_room(report, control)
 

@@ -23,6 +23,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from test_suites_http import (
+    MIXED_ROWS,
+    MIXED_SCORES,
     MIXED_SUITE,
     Walk,
     assert_nothing_scored_reached_the_agent,
@@ -56,7 +58,8 @@ def test_stdio_suite_report_matches_the_server_records_and_the_agent_hears_nothi
     report_path = tmp_path / "report.json"
     port, token = _free_port(), "ctl_" + secrets.token_urlsafe(16)
     params = _params(tmp_path / "data", "--suite", MIXED_SUITE, "--episodes", "2", "--seed", "3",
-                     "--max-steps", "4", "--report", str(report_path), "--control-port", str(port),
+                     "--max-steps", "4", "--difficulty", "easy", "--report", str(report_path),
+                     "--control-port", str(port),
                      env={"SAFEBROWSE_CONTROL_TOKEN": token})
 
     async def session() -> tuple[Walk, dict[str, Any]]:
@@ -80,11 +83,8 @@ def test_stdio_suite_report_matches_the_server_records_and_the_agent_hears_nothi
     assert_nothing_scored_reached_the_agent(walk)
     assert set(walk.over_texts) == {EvaluationOverError.MESSAGE}
     assert report["complete"] is True
-    assert [(row["task_id"], row["seed"], row["success"]) for row in report["episodes"]] == [
-        ("miniwob.click-test", 3, True), ("miniwob.click-test", 4, True),
-        ("miniwob.click-button", 3, True), ("miniwob.click-button", 4, False)]
-    assert [(s["task_id"], s["successes"], s["episodes"]) for s in report["per_task"]] == [
-        ("miniwob.click-test", 2, 2), ("miniwob.click-button", 1, 2)]
+    assert [(row["task_id"], row["seed"], row["success"]) for row in report["episodes"]] == MIXED_ROWS
+    assert [(s["task_id"], s["successes"], s["episodes"]) for s in report["per_task"]] == MIXED_SCORES
     final = json.loads(report_path.read_text())
     assert final["episodes"] == report["episodes"] and final["complete"] is True
     assert "overall" in stderr and "miniwob.click-button" in stderr and "1/2" in stderr
