@@ -28,12 +28,14 @@ from engine.agent_view.port import (
     OracleReply,
     Screen,
 )
+from engine.config import EngineConfig
 from engine.episode_errors import CreatedEpisode, EpisodeSetupError
 from engine.records import ClosedBy, EpisodeLimits, EpisodeState, EpisodeStatus
 from engine.reward import RewardWeights, cumulative_reward, score_trajectory
 from engine.snapshot import EpisodeSnapshot
 from engine.suites.plan import PlannedEpisode, SuitePlan
 from engine.suites.report import SuiteEpisodeResult, SuiteReport, per_task, rate_of
+from tasks.registry import TaskRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +50,10 @@ class SuiteRoom(Protocol):
     A single server's `EpisodeManager` has all of it; a cluster's front binds no agents."""
 
     @property
-    def config(self) -> Any: ...
+    def config(self) -> EngineConfig: ...
 
     @property
-    def registry(self) -> Any: ...
+    def registry(self) -> TaskRegistry: ...
 
     async def create(self, task_id: str, seed: int | None = None, limits: EpisodeLimits | None = None,
                      difficulty: str | None = None, recording: Any = None, observe: bool = True) -> CreatedEpisode: ...
