@@ -57,6 +57,16 @@ class _Mounts:
         return None
 
 
+# The mounts of every asset server of this process, by origin: the egress proxy answers
+# requests for an asset origin from its mounts itself (see `engine.egress_proxy`).
+_SERVING: dict[str, _Mounts] = {}
+
+
+def mounts_at(origin: str) -> _Mounts | None:
+    """The mounts served at `origin` by an asset server of this process, if any."""
+    return _SERVING.get(origin.rstrip("/"))
+
+
 class AssetServer:
     """Serves mounted folders read-only on a loopback port, in a daemon thread."""
 
@@ -65,6 +75,7 @@ class AssetServer:
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        _SERVING[self.origin] = self.mounts
 
     @property
     def origin(self) -> str:
@@ -80,6 +91,7 @@ class AssetServer:
         return self
 
     def stop(self) -> None:
+        _SERVING.pop(self.origin, None)
         self._server.shutdown()
         self._server.server_close()
 

@@ -8,6 +8,7 @@ worker's thread; the episode decides what the results mean.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import playwright.sync_api as pw
@@ -17,6 +18,7 @@ from engine.agent_view.actions import Action
 from engine.agent_view.observation import Tab
 from engine.config import EngineConfig
 from engine.egress import EgressGuard
+from engine.egress_proxy import EgressProxy
 from engine.observation import BidIndex, PageSnapshot, snapshot_page
 from engine.records import BlockedRequest
 from engine.worker import BrowserWorker
@@ -39,6 +41,9 @@ class BrowserSession:
         self._cdp: dict[pw.Page, pw.CDPSession] = {}
         self._bid_indexes: dict[pw.Page, BidIndex] = {}
         self._blocked: list[BlockedRequest] = []
+        self._blocked_lock = threading.Lock()  # the egress proxy reports from its own thread
+        self._proxy: EgressProxy | None = None
+        self._navigation_refused = False
         self._new_pages: list[pw.Page] = []
         self._pages_sent_away: set[pw.Page] = set()
         self._next_bid = 0
@@ -61,6 +66,7 @@ class BrowserSession:
             timezone_id=timezone_id,
         )
         self._context, self._guard, self._page = lease.context, lease.guard, lease.page
+        self._proxy = worker.proxy
         lease.context.set_default_timeout(self._config.setup_timeout_s * 1000)
         lease.context.on("page", self._on_new_page)
         return lease.page
@@ -154,6 +160,7 @@ class BrowserSession:
         # Then one through the browser process, where a popup the page opened becomes a
         # target: its "page" event is delivered before this returns.
         self._context.cookies()
+        self._sync_proxy()
         for page in list(self._new_pages):
             self._new_pages.remove(page)
             if page.is_closed():
@@ -163,11 +170,14 @@ class BrowserSession:
                 page.evaluate("0")  # lets the popup's first navigation reach the guard
             except pw.Error:
                 pass
-            if page in self._pages_sent_away and page.url == "about:blank" and len(self._context.pages) > 1:
+            self._sync_proxy()
+            sent_away = page in self._pages_sent_away or self._navigation_refused
+            if sent_away and page.url == "about:blank" and len(self._context.pages) > 1:
                 page.close()  # a popup whose only purpose was to leave
                 continue
             self._page = page  # a new tab takes the focus, as in a browser
         self._pages_sent_away.clear()
+        self._navigation_refused = False
         page = self.active_page()
         try:
             page.wait_for_load_state("domcontentloaded", timeout=self._config.action_timeout_ms)
@@ -228,13 +238,25 @@ class BrowserSession:
 
     def take_blocked(self) -> list[BlockedRequest]:
         """The refused requests not yet charged to a step; the list starts over."""
-        taken, self._blocked = self._blocked, []
+        with self._blocked_lock:
+            taken, self._blocked = self._blocked, []
         return taken
 
+    def _sync_proxy(self) -> None:
+        """Wait until the proxy has judged what Chromium has sent so far, so that a refusal is
+        charged to the step that caused it."""
+        if self._proxy is not None:
+            self._proxy.sync()
+
     def _on_blocked(self, url: str, kind: str, page: pw.Page | None = None) -> None:
-        self._blocked.append(BlockedRequest(url=url[:500], kind=kind, step_index=self._blocked_step()))
-        if page is not None and kind == "navigation":
-            self._pages_sent_away.add(page)
+        """Any thread: the worker's (downloads, pages) or the egress proxy's (requests)."""
+        record = BlockedRequest(url=url[:500], kind=kind, step_index=self._blocked_step())
+        with self._blocked_lock:
+            self._blocked.append(record)
+            if kind == "navigation":
+                self._navigation_refused = True
+                if page is not None:
+                    self._pages_sent_away.add(page)
 
     def _on_new_page(self, page: pw.Page) -> None:
         self._new_pages.append(page)

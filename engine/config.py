@@ -14,25 +14,55 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 
-# Flags that keep Chromium quiet on a closed network and out of the way of the host.
+# Chromium's command-line flags, each with its reason. `engine.launch` adds the proxy and the
+# host resolver rules, and builds the launch and context options from these.
 CHROMIUM_FLAGS = (
+    # No traffic of Chromium's own (safe browsing lists, variations, component and extension
+    # updates, sync): on a closed network it only times out, and it would meet the proxy's
+    # launch-level gate, which refuses everything.
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
     "--disable-default-apps",
     "--disable-extensions",
-    "--disable-features=OverlayScrollbars,ExtendedOverlayScrollbars,MediaRouter",
+    "--disable-client-side-phishing-detection",
+    "--disable-domain-reliability",
+    "--disable-component-extensions-with-background-pages",
+    # One --disable-features wins over Playwright's own, so this list carries every feature
+    # that would talk to the network on its own: cast discovery (MediaRouter, Dial...),
+    # certificate transparency lists, translation, autofill's server, optimisation hints,
+    # network time, preconnecting to the search engine, https upgrades of http navigations.
+    "--disable-features=OverlayScrollbars,ExtendedOverlayScrollbars,MediaRouter,DialMediaRouteProvider,"
+    "CertificateTransparencyComponentUpdater,Translate,AutofillServerCommunication,OptimizationHints,"
+    "OptimizationHintsFetching,OptimizationGuideModelDownloading,NetworkTimeServiceQuerying,PreconnectToSearch,"
+    "HttpsUpgrades",
+    # <a ping> (hyperlink auditing) is switched off: a page could report clicks elsewhere.
+    "--no-pings",
     "--disable-dev-shm-usage",
     "--metrics-recording-only",
     "--mute-audio",
     "--no-default-browser-check",
     "--password-store=basic",
+    # WebRTC's UDP (STUN, ICE candidates) cannot be proxied: allow none of it. ICE over TCP
+    # would go through the proxy and meet the context's gate. (The `--force-` spelling of
+    # this flag has no effect.)
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # Nor does WebRTC enumerate local addresses to offer as candidates.
+    "--enforce-webrtc-ip-permission-check",
+    # DNS prefetch would resolve host names outside the proxy; no name resolves anyway
+    # (the host resolver rules), this keeps the resolver out of a page's reach altogether.
+    "--dns-prefetch-disable",
 )
 
 # Operator arguments that would undo a guarantee of docs/security.md: the host resolver rules
-# the worker adds (no host name but loopback resolves), and "no remote debugging port".
-REFUSED_CHROMIUM_ARGS = ("--host-resolver-rules", "--remote-debugging-port", "--remote-debugging-address")
+# the worker adds (no host name but loopback resolves), the egress proxy every connection goes
+# through, WebRTC's UDP kept off, and "no remote debugging port".
+REFUSED_CHROMIUM_ARGS = (
+    "--host-resolver-rules", "--remote-debugging-port", "--remote-debugging-address",
+    "--proxy-server", "--proxy-bypass-list", "--proxy-pac-url", "--no-proxy-server", "--proxy-auto-detect",
+    "--webrtc-ip-handling-policy", "--force-webrtc-ip-handling-policy",
+)
 
 
 def find_chromium(explicit: str | None = None) -> str:
@@ -99,6 +129,6 @@ class EngineConfig(BaseModel):
                 raise ValueError(f"each Chromium argument must start with '--', got {arg!r}")
             flag = arg.split("=", 1)[0]
             if flag in REFUSED_CHROMIUM_ARGS:
-                raise ValueError(f"{flag} is not allowed: the engine keeps its own host resolver rules "
-                                 "and opens no remote debugging port")
+                raise ValueError(f"{flag} is not allowed: the engine keeps its own host resolver rules, "
+                                 "egress proxy and WebRTC policy, and opens no remote debugging port")
         return args

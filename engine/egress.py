@@ -1,28 +1,53 @@
-"""Keep an episode's browser context on the origins its task allows.
+"""Keep an episode's browser context on the origins its task allows: the policy.
 
-Every request of the context passes through one route handler: requests to an
-allowed origin continue, everything else is aborted and recorded. Pages that
-still end up somewhere else (a popup to `about:blank` written by script, a
-`data:` document) are closed or sent back by the episode after each action.
+The boundary is the loopback egress proxy (`engine.egress_proxy`): Chromium sends every
+connection of the context to the context's own gate on it, and the gate asks this guard
+whether to let each request, `CONNECT` or WebSocket upgrade through. Refusals are reported
+to the guard's owner (the episode), which charges them to the step under way.
+
+Playwright's `route()` is no longer the boundary: it only saw requests Playwright intercepts,
+not WebSocket handshakes, redirect hops or the connection a refused navigation still opened.
+It keeps one job, for the agent's sake: a navigation off the allowed origins that it does see
+is answered with an empty 204, so the page stays where it was, and recorded with its full URL
+(the proxy sees only host and port of an `https` navigation, and could only make it fail into
+an error page). Every other request it intercepts is passed on to the proxy, which refuses it.
+
+Also here is what the proxy cannot see: downloads of `blob:` URLs never reach the network, so
+they are cancelled from the page's events, and pages that end up somewhere else without a
+request (a popup written by script, a `data:` document) are closed or sent back by the
+episode after each action.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import playwright.sync_api as pw
 
-# Called with (url, kind, page) for every request, navigation or download stopped.
+logger = logging.getLogger(__name__)
+
+# Called with (url, kind, page) for every request, navigation or download stopped. It may be
+# called from the proxy's thread (page is then None).
 BlockedCallback = Callable[[str, str, "pw.Page | None"], None]
+
+
+# Chromium 156 still opens tunnels to these on its own when a context opens (sign-in and search
+# services that no launch flag found so far turns off). They are refused like everything else,
+# but not charged to an episode: no action caused them. A page's own request to such a host is
+# refused all the same; it is only logged, not recorded.
+BROWSER_SERVICE_TUNNELS = frozenset({("www.google.com", 443), ("accounts.google.com", 443)})
 
 
 def origin_of(url: str) -> str:
     parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.hostname:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        return f"{parts.scheme}://{parts.hostname}:{port}"
+    if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname:
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        port = parts.port or (443 if scheme == "https" else 80)
+        return f"{scheme}://{parts.hostname}:{port}"
     return f"{parts.scheme}:"
 
 
@@ -46,27 +71,59 @@ def _url_prefix(origin: str) -> str:
     return f"{scheme}://{host}/" if port == default else f"{scheme}://{host}:{port}/"
 
 
+def _tunnel_endpoint(authority: str) -> tuple[str, int | None]:
+    parts = urlsplit("//" + authority)
+    try:
+        return (parts.hostname or "", parts.port)
+    except ValueError:
+        return ("", None)
+
+
+def _endpoint_of(origin: str) -> tuple[str, int]:
+    parts = urlsplit(origin)
+    assert parts.hostname is not None and parts.port is not None
+    return parts.hostname, parts.port
+
+
 class EgressGuard:
-    """Allows requests to a fixed set of origins and records the rest."""
+    """Allows requests to a fixed set of origins and reports the rest to its owner."""
 
     def __init__(self, allowed_origins: list[str], on_blocked: BlockedCallback) -> None:
         self.allowed = origin_set(allowed_origins)
+        self._endpoints = frozenset(_endpoint_of(origin) for origin in self.allowed if "://" in origin)
         self._on_blocked = on_blocked
+        self._lock = threading.Lock()  # the proxy's thread reports while the worker's may rebind
 
     def rebind(self, on_blocked: BlockedCallback) -> None:
-        """Report to a new owner: a warm context's guard keeps routing when an episode takes it."""
-        self._on_blocked = on_blocked
+        """Report to a new owner: a warm context's guard keeps guarding when an episode takes it."""
+        with self._lock:
+            self._on_blocked = on_blocked
 
     def allows(self, url: str) -> bool:
         return origin_of(url) in self.allowed
+
+    def allows_endpoint(self, host: str, port: int) -> bool:
+        """A tunnel (`CONNECT`, used for https and WebSockets) to host:port of an allowed origin."""
+        return (host.lower(), port) in self._endpoints
 
     def allows_page(self, url: str) -> bool:
         """A page may show an allowed origin, or the blank page a new tab starts on."""
         return url == "about:blank" or self.allows(url)
 
+    def refused(self, url: str, kind: str) -> None:
+        """The proxy refused `url` (kind `navigation`, `request` or `connect`)."""
+        if kind == "connect" and _tunnel_endpoint(url) in BROWSER_SERVICE_TUNNELS:
+            logger.debug("refused Chromium's own tunnel to %s", url)
+            return
+        with self._lock:
+            on_blocked = self._on_blocked
+        on_blocked(url, kind, None)
+
     def install(self, context: pw.BrowserContext) -> None:
-        # Only URLs outside the allowed origins are intercepted: the pattern runs
-        # in the Playwright driver, so allowed requests never wait on Python.
+        """Answer navigations off the origins in place, and watch the context's pages for
+        downloads, which the proxy never sees when from `blob:`."""
+        # Only URLs outside the allowed origins are intercepted: the pattern runs in the
+        # Playwright driver, so allowed requests never wait on Python.
         context.route(self.outside_pattern(), self._route)
         context.on("page", self._watch_page)
         for page in context.pages:  # a warm context already has its first page
@@ -79,24 +136,24 @@ class EgressGuard:
 
     def _route(self, route: pw.Route) -> None:
         request = route.request
-        if self.allows(request.url):
-            route.continue_()
-            return
-        if request.is_navigation_request():
+        if request.is_navigation_request() and not self.allows(request.url):
             # A 204 answer to a navigation leaves the page where it was, instead of
             # committing an error page the agent would then be stuck on.
             page = _page_of(request)
-            self._on_blocked(request.url, "navigation", page)
+            with self._lock:
+                on_blocked = self._on_blocked
+            on_blocked(request.url, "navigation", page)
             route.fulfill(status=204, body="")
             return
-        self._on_blocked(request.url, "request", None)
-        route.abort("blockedbyclient")
+        route.continue_()  # the proxy judges it, and records a refusal
 
     def _watch_page(self, page: pw.Page) -> None:
         page.on("download", lambda download: self._cancel_download(download))
 
     def _cancel_download(self, download: pw.Download) -> None:
-        self._on_blocked(download.url, "download", None)
+        with self._lock:
+            on_blocked = self._on_blocked
+        on_blocked(download.url, "download", None)
         try:
             download.cancel()
         except pw.Error:

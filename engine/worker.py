@@ -20,8 +20,11 @@ import playwright.sync_api as pw
 from playwright.sync_api import ViewportSize, sync_playwright
 
 from engine import playwright_calls
-from engine.config import CHROMIUM_FLAGS, EngineConfig, find_chromium
+from engine.assets import mounts_at
+from engine.config import EngineConfig, find_chromium
 from engine.egress import BlockedCallback, EgressGuard, origin_set
+from engine.egress_proxy import EgressProxy
+from engine.launch import context_options, launch_options
 from engine.warm_pool import SPARE_IDLE_S, LeasedContext, WarmPool, close_quietly
 
 logger = logging.getLogger(__name__)
@@ -37,6 +40,10 @@ class WorkerStoppedError(RuntimeError):
 
 def _viewport_size(viewport: dict[str, int] | None) -> ViewportSize | None:
     return ViewportSize(width=viewport["width"], height=viewport["height"]) if viewport else None
+
+
+def _refused_outside_contexts(url: str, kind: str, _page: pw.Page | None) -> None:
+    logger.warning("egress proxy refused %s (%s) from outside any episode's context", url, kind)
 
 
 class BrowserWorker:
@@ -62,6 +69,11 @@ class BrowserWorker:
         self._playwright: pw.Playwright | None = None
         self._browser: pw.Browser | None = None
         self._stopped = False
+        mounts = mounts_at(asset_origin)
+        # Every connection of this worker's Chromium goes through this proxy (engine.launch).
+        self.proxy = EgressProxy(f"egress-proxy-{index}", asset_origin, mounts.resolve if mounts else None)
+        # Chromium's launch-level proxy: allows nothing; contexts override it with their own gate.
+        self._deny_gate = self.proxy.open_gate(EgressGuard([], _refused_outside_contexts))
         self.warm_pool = WarmPool(index, config, asset_origin, self._new_context)
 
     # -- any thread -----------------------------------------------------------------
@@ -155,14 +167,16 @@ class BrowserWorker:
         locale: str | None = None,
         timezone_id: str | None = None,
     ) -> tuple[pw.BrowserContext, pw.Page]:
-        """A new context with one page, `guard` routing it from before its first request."""
-        context = self.browser.new_context(
-            accept_downloads=False,
-            service_workers="block",
-            viewport=_viewport_size(viewport),
-            locale=locale or None,
-            timezone_id=timezone_id or None,
-        )
+        """A new context with one page, behind its own gate on the egress proxy (judged by `guard`)
+        from before its first request; the gate closes with the context."""
+        gate = self.proxy.open_gate(guard)
+        try:
+            context = self.browser.new_context(
+                **context_options(gate.proxy_server, _viewport_size(viewport), locale, timezone_id))
+        except BaseException:
+            self.proxy.close_gate(gate)
+            raise
+        context.on("close", lambda _context: self.proxy.close_gate(gate))
         try:
             guard.install(context)
             return context, context.new_page()
@@ -178,16 +192,7 @@ class BrowserWorker:
             except pw.Error:
                 pass
         self._browser = self._playwright.chromium.launch(
-            executable_path=self._executable,
-            headless=self.config.headless,
-            args=[
-                *CHROMIUM_FLAGS,
-                # Defence in depth behind the per-context route guard: no host name resolves.
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-                # The operator's own switches (settings refuse the ones that would undo the above).
-                *self.config.chromium_args,
-            ],
-        )
+            **launch_options(self.config, self._executable, self._deny_gate.proxy_server))
         self.launches += 1
         logger.info("worker %d launched Chromium (launch #%d)", self.index, self.launches)
 
@@ -213,6 +218,7 @@ class BrowserWorker:
         finally:
             self._stopped = True
             self._fail_pending()
+            self.proxy.stop()
 
     def _loop(self) -> None:
         while True:

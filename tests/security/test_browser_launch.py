@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.config import CHROMIUM_FLAGS
-
-RESOLVER_RULES = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
+from engine.launch import HOST_RESOLVER_RULES as RESOLVER_RULES
 
 
 def _command_line(pid: int) -> list[str]:
@@ -21,6 +20,10 @@ def test_chromium_runs_with_the_documented_flags(sec):
     for flag in CHROMIUM_FLAGS:
         assert flag in arguments, flag
     assert RESOLVER_RULES in arguments
+    # Everything goes to the worker's egress proxy, loopback included; WebRTC sends no UDP.
+    assert f"--proxy-server={worker._deny_gate.proxy_server}" in arguments
+    assert "--proxy-bypass-list=<-loopback>" in arguments
+    assert "--webrtc-ip-handling-policy=disable_non_proxied_udp" in arguments
     assert "--headless" in arguments or any(a.startswith("--headless=") for a in arguments)
     # Playwright adds --no-sandbox unless asked for the sandbox; the engine does not ask.
     assert "--no-sandbox" in arguments
