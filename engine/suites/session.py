@@ -96,8 +96,9 @@ class SuiteSession:
 
     @property
     def episode_id(self) -> str:
-        """The running episode (the door's rate limits follow it), or the suite once over."""
-        return self._current[2] if self._current is not None else self.suite_id
+        """The suite's id: the door keeps its rate limits per port, and one agent walking a suite
+        keeps one allowance (and one count of requests in flight) from episode to episode."""
+        return self.suite_id
 
     @property
     def goal(self) -> str:
