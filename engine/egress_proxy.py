@@ -279,12 +279,11 @@ class EgressProxy:
             return True
         body = await asyncio.to_thread(target.read_bytes) if target.stat().st_size > 1 << 20 else target.read_bytes()
         content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        writer.write(
+        answer = (
             f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
             f"Cache-Control: max-age=3600\r\nConnection: keep-alive\r\n\r\n".encode()
         )
-        if head.method == "GET":
-            writer.write(body)
+        writer.write(answer + body if head.method == "GET" else answer)  # one write: one segment for small files
         await writer.drain()
         return True
 

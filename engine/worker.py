@@ -43,7 +43,8 @@ def _viewport_size(viewport: dict[str, int] | None) -> ViewportSize | None:
 
 
 def _refused_outside_contexts(url: str, kind: str, _page: pw.Page | None) -> None:
-    logger.warning("egress proxy refused %s (%s) from outside any episode's context", url, kind)
+    """Every context has its own gate: what reaches this one is Chromium's own traffic."""
+    logger.debug("egress proxy refused %s (%s) from outside any episode's context", url, kind)
 
 
 class BrowserWorker:
