@@ -5,7 +5,8 @@ The front creates one `BrowserNode` per share of a Ray node (`cluster.fleet`), w
 `EpisodeManager` whose jobs write to a `RecordOutbox` the front drains
 (`take_records`), and the agent door of `mcp_server.http` on the node's own address.
 Agents talk to that door directly; the front calls the other methods: create, close,
-end, screenshot, and take_records.
+end, screenshot, take_records, and a suite's start and report (a suite runs whole on
+one node, so its one agent token opens it on this node's door).
 
 Methods are coroutines, so Ray runs the actor as an async actor: every call, the door
 and the manager share the actor's one event loop, and the browser workers keep their
@@ -24,12 +25,14 @@ import ray
 import uvicorn
 
 from cluster.outbox import RecordBatch, RecordOutbox
+from engine.agent_view.port import AgentPort
 from engine.config import EngineConfig
 from engine.episode_errors import CreatedEpisode
 from engine.manager import EpisodeManager
 from engine.oracle import OracleSettings, build_oracle_factory
 from engine.recorder import Recording
 from engine.records import ClosedBy, EpisodeLimits, EpisodeState, FailureReason
+from engine.suites import SuiteDesk, SuitePlan, SuiteReport
 from mcp_server.limits import DoorLimits
 from safebrowse.sockets import SignalNeutralServer, bound_socket, port_of
 from tasks import default_registry
@@ -69,6 +72,8 @@ class BrowserNode:
         self.manager = EpisodeManager(
             spec.engine, default_registry(spec.engine.extra_tasks_dir),
             oracle_factory=build_oracle_factory(spec.oracle), records_to=self.outbox)
+        self.suites = SuiteDesk(self.manager)
+        """Suites run here whole: one agent token walks its episodes on this node's door."""
         self._door: uvicorn.Server | None = None  # signals stay with Ray's worker process
         self._serving: asyncio.Task[None] | None = None
 
@@ -85,8 +90,7 @@ class BrowserNode:
         sock = bound_socket(host, self.spec.door_port)
         # A wildcard bind has no address to hand out: agents are given the node's own.
         shown = node_ip if host in WILDCARDS else host
-        app = build_app(self.manager.agent_session, host=host, version=self.spec.version,
-                        limits=self.spec.mcp_limits)
+        app = build_app(self._open_port, host=host, version=self.spec.version, limits=self.spec.mcp_limits)
         self._door = SignalNeutralServer(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
         self._serving = asyncio.create_task(self._door.serve(sockets=[sock]))
         while not self._door.started:
@@ -97,6 +101,19 @@ class BrowserNode:
         return NodeInfo(node_id=ray.get_runtime_context().get_node_id(),
                         mcp_url=f"http://{shown}:{port_of(sock)}/mcp",
                         capacity=self.spec.engine.max_open_episodes, pid=os.getpid())
+
+    def _open_port(self, token: str) -> AgentPort | None:
+        """A suite's token opens its suite, any other its episode (as on a single server)."""
+        suite = self.suites.agent_port(token)
+        return suite if suite is not None else self.manager.agent_session(token)
+
+    async def open_suite(self, plan: SuitePlan, suite: str) -> tuple[str, str]:
+        """Start a suite on this node: its id and its agent token (for this node's door)."""
+        opened = await self.suites.start(plan, suite)
+        return opened.suite_id, opened.agent_token
+
+    async def suite_report(self, suite_id: str) -> SuiteReport:
+        return await self.suites.report_of(suite_id)
 
     async def create(
         self, task_id: str, seed: int | None, limits: EpisodeLimits, difficulty: str | None, recording: Recording
@@ -124,6 +141,7 @@ class BrowserNode:
         if self._door is not None:
             self._door.should_exit = True
         try:
+            await self.suites.stop()
             await self.manager.stop()
         finally:
             self.outbox.close()

@@ -32,13 +32,12 @@ from control_api.errors import (
 )
 from control_api.metrics import CountResponses
 from control_api.openapi import Operation, build_openapi
-from control_api.room import TrainerRoom
+from control_api.room import SuiteService, TrainerRoom
 from control_api.routes import OPERATIONS
 from control_api.schemas import CurriculumPolicy
 from control_api.state import ControlState
 from control_api.viewer import viewer_routes
 from engine.book import BookWriteError
-from engine.suites import SuiteDesk
 from safebrowse import __version__
 
 
@@ -60,7 +59,7 @@ def routes_for(operations: Sequence[Operation]) -> list[Route]:
 
 def build_app(
     manager: TrainerRoom, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None,
-    suites: SuiteDesk | None = None,
+    suites: SuiteService | None = None,
 ) -> Starlette:
     """The trainer door for `manager` (a single server's EpisodeManager, or a cluster's front).
     Serve it on a private listener only.

@@ -17,7 +17,21 @@ from engine.placement import NodeLoad, Placement
 from engine.recorder import Recording
 from engine.records import ClosedBy, EpisodeLimits, EpisodeState, FailureReason, StepRecord
 from engine.snapshot import EpisodeSnapshot
+from engine.suites.desk import OpenedSuite
+from engine.suites.plan import SuitePlan
+from engine.suites.report import SuiteReport
 from tasks.registry import TaskRegistry
+
+
+class SuiteService(Protocol):
+    """Where `POST /v1/suites` starts suites and `GET /v1/suites/{id}` reads their reports: a single
+    server's `engine.suites.SuiteDesk`, or a cluster's `cluster.suites.ClusterSuites`."""
+
+    takes_new_suites: bool
+
+    async def start(self, plan: SuitePlan, suite: str) -> OpenedSuite: ...
+
+    async def report_of(self, suite_id: str) -> SuiteReport: ...
 
 
 class TrainerRoom(Protocol):
@@ -62,4 +76,4 @@ class TrainerRoom(Protocol):
     def node_loads(self) -> list[NodeLoad]: ...
 
 
-__all__ = ["TrainerRoom"]
+__all__ = ["SuiteService", "TrainerRoom"]

@@ -20,6 +20,7 @@ from control_api.errors import ApiError, validation_failed
 from control_api.export import jsonl_lines
 from control_api.metrics import CONTENT_TYPE
 from control_api.openapi import Link, Operation
+from control_api.room import SuiteService
 from control_api.schemas import (
     CreatedEpisodeResponse,
     CreatedSuiteResponse,
@@ -50,7 +51,7 @@ from engine.recorder import Recording as EngineRecording
 from engine.records import EpisodeLimits, EpisodeState, EpisodeStatus, FailureReason
 from engine.reward import RewardBreakdown, cumulative_reward, score_trajectory
 from engine.snapshot import EpisodeSnapshot
-from engine.suites import SUITE_ID_KEY, SuiteDesk, SuitePlanError, SuiteReport, plan_suite
+from engine.suites import SUITE_ID_KEY, SuitePlanError, SuiteReport, plan_suite
 from engine.suites.desk import SuiteNotFoundError
 from safebrowse import __version__
 from tasks import custom as custom_tasks
@@ -356,11 +357,9 @@ async def close_episode(request: Request) -> Response:
     return json_response(_state_response(control, _snapshot_of(control, episode_id)))
 
 
-def _suite_desk(control: ControlState) -> SuiteDesk:
+def _suite_desk(control: ControlState) -> SuiteService:
     if control.suites is None:
-        raise ApiError(501, "suites_not_supported",
-                       "this server cannot run suites: a cluster's front has no agent door of its own to walk "
-                       "one agent token through episodes on several nodes; run suites on a single server")
+        raise ApiError(501, "suites_not_supported", "this server runs no suites")
     return control.suites
 
 
@@ -381,12 +380,15 @@ async def create_suite(request: Request) -> Response:
             raise ApiError(404, "unknown_task", str(error), suggestions=error.suggestions) from None
         raise ApiError(422, "invalid_suite", str(error)) from None
     try:
-        session, token = await desk.open(plan, body.suite)
+        opened = await desk.start(plan, body.suite)
     except TooManyEpisodesError as error:
         raise ApiError(429, "too_many_episodes", str(error), headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
-    location = f"/v1/suites/{session.suite_id}"
+    except NoCapacityError as error:
+        raise ApiError(503, "no_capacity", str(error), headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
+    location = f"/v1/suites/{opened.suite_id}"
     response = CreatedSuiteResponse(
-        suite_id=session.suite_id, agent_token=token, mcp_url=control.mcp_url, tasks=list(plan.task_ids),
+        suite_id=opened.suite_id, agent_token=opened.agent_token, mcp_url=opened.mcp_url or control.mcp_url,
+        tasks=list(plan.task_ids),
         episodes_per_task=plan.episodes_per_task, planned_episodes=len(plan.episodes), seed=plan.seed,
         report_url=location,
     )
@@ -398,7 +400,7 @@ async def get_suite(request: Request) -> Response:
     desk = _suite_desk(control_state(request))
     suite_id = request.path_params["suite_id"]
     try:
-        report = desk.get(suite_id).report()
+        report = await desk.report_of(suite_id)
     except SuiteNotFoundError:
         raise ApiError(404, "suite_not_found", f"no suite {suite_id!r}") from None
     return Response(report.model_dump_json(by_alias=True), media_type="application/json")
@@ -487,8 +489,10 @@ OPERATIONS: tuple[Operation, ...] = (
                      CreatedSuiteResponse),
                404: ("A task of the suite is unknown; `suggestions` lists close ids.", None),
                429: ("Too many open episodes; close one first (see Retry-After).", None),
-               501: ("This server cannot run suites for HTTP agents (`suites_not_supported`): a cluster's "
-                     "front, or a stdio process.", None)},
+               501: ("This server cannot run suites for HTTP agents (`suites_not_supported`): a stdio "
+                     "process, whose one agent is on stdio.", None),
+               503: ("On a cluster, no browser node can take the suite now (`no_capacity`; see Retry-After).",
+                     None)},
               description="Each task runs `episodes` times, seeded seed, seed + 1, ... The agent sees only "
                           "observations: it cannot end, skip or restart an episode, and it is never told a "
                           "score. The operator reads the report at GET /v1/suites/{suite_id}.",
@@ -499,7 +503,7 @@ OPERATIONS: tuple[Operation, ...] = (
                      "(success rate with a 95% Wilson interval) and overall; `complete` once every episode "
                      "has ended.", SuiteReport),
                404: ("No suite with this id.", None),
-               501: ("This server cannot run suites (`suites_not_supported`): a cluster's front.", None)},
+               501: ("This server runs no suites (`suites_not_supported`).", None)},
               tags=("suites",)),
     Operation("GET", "/metrics", metrics, "metrics", "Prometheus metrics",
               {200: ("Metrics in the Prometheus text format 0.0.4.", None)},

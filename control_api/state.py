@@ -19,11 +19,10 @@ from starlette.requests import Request
 
 from control_api.curriculum import Curriculum
 from control_api.metrics import Metrics
-from control_api.room import TrainerRoom
+from control_api.room import SuiteService, TrainerRoom
 from control_api.trainer_data import AUTO_DIFFICULTY, DEFAULT_WEIGHTS, REWARD_WEIGHTS, trainer_data, weights_in
 from engine.records import EpisodeState
 from engine.reward import RewardWeights
-from engine.suites import SuiteDesk
 
 
 @dataclass
@@ -34,7 +33,7 @@ class ControlState:
     weights: dict[str, RewardWeights] = field(default_factory=dict)
     curriculum: Curriculum = field(default_factory=Curriculum)
     auto_difficulty: set[str] = field(default_factory=set)
-    suites: SuiteDesk | None = None
+    suites: SuiteService | None = None
     """The room's suites; None where the room cannot walk an agent through one (a cluster's front)."""
 
     def restore(self) -> None:

@@ -114,8 +114,11 @@ class ClusterFront:
     async def serve(self) -> None:
         try:
             await self.room.start()
+            from cluster.suites import ClusterSuites
+
             app = build_control_app(self.room, control_token=self.control_token,
-                                    mcp_url="(the MCP door of the episode's browser node)")
+                                    mcp_url="(the MCP door of the episode's browser node)",
+                                    suites=ClusterSuites(self.room))
             self._server = SignalNeutralServer(uvicorn.Config(app, log_level="warning", access_log=False,
                                                               lifespan="on"))
             serving = asyncio.create_task(self._server.serve(sockets=[self.control_socket]))

@@ -21,7 +21,7 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
-from control_api.room import TrainerRoom
+from control_api.room import SuiteService, TrainerRoom
 from control_api.schemas import CurriculumPolicy
 from engine.agent_view.port import AgentPort
 from engine.book import BookError, BookWriteError, EpisodeBook
@@ -117,10 +117,10 @@ def build_agent_app(manager: EpisodeManager, settings: ServerSettings, suites: S
 
 def build_control_app(
     manager: TrainerRoom, control_token: str, mcp_url: str, curriculum: CurriculumPolicy | None = None,
-    suites: SuiteDesk | None = None,
+    suites: SuiteService | None = None,
 ) -> ASGIApp:
     """The trainer door for `manager` (an EpisodeManager, or a cluster's front); serve it on a
-    private listener only. Without `suites` (a cluster's front), `/v1/suites` answers 501."""
+    private listener only. Without `suites`, `/v1/suites` answers 501."""
     from control_api.app import build_app
 
     return build_app(manager, control_token=control_token, mcp_url=mcp_url, curriculum=curriculum, suites=suites)

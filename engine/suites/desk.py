@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from engine.suites.plan import SuitePlan
 from engine.suites.report import SuiteReport
@@ -19,6 +20,16 @@ from engine.suites.session import SuiteRoom, SuiteSession
 class SuiteNotFoundError(KeyError):
     def __str__(self) -> str:
         return f"no suite {self.args[0]!r}"
+
+
+@dataclass(frozen=True)
+class OpenedSuite:
+    """A suite that has started: its id, its agent token, and the door that serves it (None: the
+    server's own; a cluster's front names the door of the browser node that runs it)."""
+
+    suite_id: str
+    agent_token: str
+    mcp_url: str | None = None
 
 
 class SuiteDesk:
@@ -38,6 +49,15 @@ class SuiteDesk:
         self._suites[session.suite_id] = session
         self._tokens[token] = session.suite_id
         return session, token
+
+    async def start(self, plan: SuitePlan, suite: str) -> OpenedSuite:
+        """Start a suite for an HTTP agent (`POST /v1/suites`)."""
+        session, token = await self.open(plan, suite)
+        return OpenedSuite(session.suite_id, token)
+
+    async def report_of(self, suite_id: str) -> SuiteReport:
+        """The suite's report so far; raises `SuiteNotFoundError`."""
+        return self.get(suite_id).report()
 
     def get(self, suite_id: str) -> SuiteSession:
         try:
@@ -61,4 +81,4 @@ class SuiteDesk:
             await session.stop("shutdown")
 
 
-__all__ = ["SuiteDesk", "SuiteNotFoundError", "SuiteRoom"]
+__all__ = ["OpenedSuite", "SuiteDesk", "SuiteNotFoundError", "SuiteRoom"]

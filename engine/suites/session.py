@@ -29,7 +29,7 @@ from engine.agent_view.port import (
     Screen,
 )
 from engine.config import EngineConfig
-from engine.episode_errors import CreatedEpisode, EpisodeSetupError
+from engine.episode_errors import CreatedEpisode, EpisodeNotFoundError, EpisodeSetupError
 from engine.records import ClosedBy, EpisodeLimits, EpisodeState, EpisodeStatus
 from engine.reward import RewardWeights, cumulative_reward, score_trajectory
 from engine.snapshot import EpisodeSnapshot
@@ -156,7 +156,10 @@ class SuiteSession:
             return await self._move_on()
 
     def _over(self, episode_id: str) -> bool:
-        state = self._room.state(episode_id)
+        try:
+            state = self._room.state(episode_id)
+        except EpisodeNotFoundError:
+            return True  # closed and let go meanwhile (a cluster node's idle reaper)
         return state.done or state.status is EpisodeStatus.CLOSED
 
     async def _move_on(self) -> Screen:
@@ -204,11 +207,14 @@ class SuiteSession:
         if current is None:
             return
         index, planned, episode_id, _port = current
+        # Read before closing: a cluster's browser node lets an episode go once it is closed
+        # (its front's book has it), and what ended the episode is all there already.
+        result = self._result(index, planned, episode_id, ended=True)
         try:
             await self._room.close(episode_id, by=by)
         except Exception as error:  # noqa: BLE001 - the report still takes what the room recorded
             logger.warning("suite %s: closing %s: %s", self.suite_id, episode_id, error)
-        self._results.append(self._result(index, planned, episode_id, ended=True))
+        self._results.append(result)
         self._publish()
 
     def _result(self, index: int, planned: PlannedEpisode, episode_id: str, ended: bool) -> SuiteEpisodeResult:

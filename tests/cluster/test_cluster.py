@@ -198,6 +198,33 @@ def test_no_capacity_is_a_503_with_retry_after(trainer: Trainer) -> None:
     assert trainer.create("miniwob.click-test", seed=100).status_code == 201  # room again
 
 
+def test_a_suite_runs_whole_on_one_node_behind_that_nodes_door(front: ServeProcess, trainer: Trainer) -> None:
+    response = trainer.http.post("/v1/suites", json={"suite": "miniwob.click-test", "episodes": 2, "seed": 60})
+    assert response.status_code == 201, response.text
+    suite = response.json()
+    assert suite["mcp_url"] in node_doors(front).values()
+
+    async def walk() -> str:
+        async with connect(suite["mcp_url"], suite["agent_token"]) as agent:
+            await agent.act("observe", {})
+            await agent.act("click", {"id": agent.find("button")["id"]})
+            meets = await agent.act("observe", {})  # the first episode has ended: the next task begins
+            assert "A new task has begun (task 2 of 2)" in text_of(meets)
+            await agent.act("click", {"id": agent.find("button")["id"]})
+            return text_of(await agent.call("observe", {}))
+
+    assert "The evaluation is over" in play(walk())
+    report = trainer.http.get(f"/v1/suites/{suite['suite_id']}").json()
+    assert report["complete"] is True
+    assert [(e["seed"], e["success"], e["steps"]) for e in report["episodes"]] == [(60, True, 1), (61, True, 1)]
+    nodes = set()
+    for episode in report["episodes"]:
+        state = trainer.state(episode["episode_id"])  # recorded at the front, as any episode
+        assert (state["success"], state["status"], state["mcp_url"]) == (True, "closed", suite["mcp_url"])
+        nodes.add(state["node"])
+    assert len(nodes) == 1
+
+
 def test_a_lost_node_ends_its_episodes_browser_error_with_every_answered_step_kept(
         ray_cluster: RayCluster, trainer: Trainer) -> None:
     for state in trainer.http.get("/v1/episodes", params={"status": "running"}).json()["episodes"]:
