@@ -68,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         server = SafebrowseServer(settings)
-    except BookError as error:  # one line for the operator: a traceback would bury the data dir at fault
+    except (BookError, OSError) as error:  # one line for the operator: the data dir, Chromium, a port in use
         sys.stderr.write(f"safebrowse: {error}\n")
         raise SystemExit(2) from None
     log = logging.getLogger("safebrowse")
@@ -78,7 +78,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.request_stop)
         serving = asyncio.create_task(server.serve())
-        await server.started.wait()
+        started = asyncio.create_task(server.started.wait())
+        await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
+        if serving.done():  # it stopped before it started (its browsers could not start, say)
+            started.cancel()
+            error = serving.exception()
+            if error is not None:
+                sys.stderr.write(f"safebrowse: the server could not start: {type(error).__name__}: {error}\n")
+                raise SystemExit(2)
+            return
         log.info("MCP door (agents):      %s", server.mcp_url)
         log.info("control API (trainers): %s", server.control_url)
         if server.token_path is not None:

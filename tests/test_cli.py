@@ -124,3 +124,12 @@ def test_rollout_refuses_tasks_without_a_scripted_policy() -> None:
     assert result.returncode == 2
     assert "no scripted policy for miniwob.book-flight" in result.stderr
     assert "miniwob.enter-text" in result.stderr  # the ones that have one are listed
+
+
+def test_serve_that_cannot_start_its_browsers_says_so_in_one_line(tmp_path: Path) -> None:
+    from support.process import refused_serve
+
+    result = refused_serve(tmp_path / "data", env={"SAFEBROWSE_CHROMIUM": "/nonexistent/chromium"})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == "safebrowse: Chromium not found at '/nonexistent/chromium'"
+
