@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import logging
 import mimetypes
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -187,6 +188,9 @@ class EgressProxy:
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             gate.writers.add(writer)
+            sock = writer.get_extra_info("socket")
+            if sock is not None:  # small answers go out at once, not after the client's delayed ACK
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 await self._serve(gate, reader, writer)
             except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
@@ -325,14 +329,16 @@ async def _relay_response(source: asyncio.StreamReader, sink: asyncio.StreamWrit
 
 async def _splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up_reader: asyncio.StreamReader,
                   up_writer: asyncio.StreamWriter, *, response_head: bool = False) -> None:
-    """Copy both ways until the upstream side is done, then close both."""
+    """Copy both ways until either side is done (a WebSocket the page closed, an answer sent
+    in full), then close both: a tunnel outlives neither of its ends."""
     upward = asyncio.ensure_future(_pump(reader, up_writer))
+    downward = asyncio.ensure_future(_relay_response(up_reader, writer) if response_head else _pump(up_reader, writer))
     try:
-        await (_relay_response(up_reader, writer) if response_head else _pump(up_reader, writer))
-    except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        pass
+        await asyncio.wait((upward, downward), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        upward.cancel()
+        for task in (upward, downward):
+            task.cancel()
+        await asyncio.gather(upward, downward, return_exceptions=True)
         up_writer.close()
         try:
             await writer.drain()
