@@ -48,7 +48,7 @@ def tools_used(rows: list[dict[str, Any]]) -> list[str]:
 
 def load_model(name: str, conversations: list[dict[str, Any]]) -> tuple[Any, Any]:
     if name == TINY:
-        from safebrowse.trl_tiny import render, tiny_qwen3, tiny_tokenizer
+        from safebrowse.trl.tiny import render, tiny_qwen3, tiny_tokenizer
 
         tokenizer = tiny_tokenizer(render(conversations))
         return tiny_qwen3(tokenizer), tokenizer

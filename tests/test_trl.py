@@ -175,7 +175,7 @@ def test_sft_then_grpo_train_a_tiny_qwen3_through_both_doors(live_server: LiveSe
     from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
     from trl.chat_template_utils import add_response_schema, parse_response
 
-    from safebrowse.trl_tiny import render, tiny_qwen3, tiny_tokenizer
+    from safebrowse.trl.tiny import render, tiny_qwen3, tiny_tokenizer
 
     torch.set_num_threads(1)
     control = control_of(live_server)
