@@ -42,6 +42,14 @@ IDLE_TIMEOUT_S = 60.0
 _HOP_HEADERS = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade"})
 
 
+# The answer to a refused subresource request. A plain 403 would reach the page as a response
+# (a `no-cors` fetch resolves with it); two different Content-Length headers are a response
+# Chromium must refuse (ERR_RESPONSE_HEADERS_MULTIPLE_CONTENT_LENGTH) before the page sees it,
+# so `fetch` rejects and `onerror` fires, as when the host cannot be reached. Unlike a closed
+# connection, it is a response: Chromium does not send the request again.
+NETWORK_ERROR = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nContent-Length: 1\r\nConnection: close\r\n\r\n"
+
+
 class Judge(Protocol):
     """What a gate asks about its context: `engine.egress.EgressGuard` implements it."""
 
@@ -260,8 +268,8 @@ class EgressProxy:
             navigation = _is_navigation(head)
             gate.judge.refused(head.target, _kind(head, navigation))
             # A 204 answer to a navigation leaves the page where it was (no error page to be
-            # stuck on); anything else gets a plain refusal.
-            writer.write(_response("204 No Content" if navigation else "403 Forbidden", close=True))
+            # stuck on); anything else fails as a network error, as for an unreachable host.
+            writer.write(_response("204 No Content", close=True) if navigation else NETWORK_ERROR)
             return False
         origin = f"http://{parts.netloc}"
         if self._assets is not None and origin == self._asset_origin and not head.has_body:
