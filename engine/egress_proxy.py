@@ -64,7 +64,7 @@ class Judge(Protocol):
 AssetResolver = Callable[[str], "Path | None"]
 
 
-@dataclass
+@dataclass(eq=False)  # a gate is itself, not its fields: the proxy keeps a set of them
 class Gate:
     """One context's listening port on the proxy."""
 
@@ -158,6 +158,8 @@ class EgressProxy:
     def __init__(self, name: str, asset_origin: str | None = None, assets: AssetResolver | None = None) -> None:
         self._asset_origin = asset_origin.rstrip("/") if asset_origin else None
         self._assets = assets
+        self._gates: set[Gate] = set()  # proxy thread only
+        self.open_ports: tuple[int, ...] = ()  # the gates listening, for other threads to read
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
@@ -211,9 +213,16 @@ class EgressProxy:
 
         gate.server = await asyncio.start_server(serve, "127.0.0.1", 0, limit=MAX_HEAD)
         gate.port = gate.server.sockets[0].getsockname()[1]
+        self._gates.add(gate)
+        self._publish()
         return gate
 
+    def _publish(self) -> None:
+        self.open_ports = tuple(sorted(gate.port for gate in self._gates))
+
     def _close(self, gate: Gate) -> None:
+        self._gates.discard(gate)
+        self._publish()
         if gate.server is not None:
             gate.server.close()
         for writer in list(gate.writers):
