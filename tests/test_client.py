@@ -31,7 +31,6 @@ from safebrowse.client import (
     EpisodeSpec,
     agent_client,
     arollout,
-    env_reward,
     rollout,
 )
 from safebrowse.client import _operations as operations
@@ -327,11 +326,7 @@ def test_rollout_over_five_miniwob_tasks(live_server, control):
         assert len(episode.step_rewards) == len(episode.actions) == len(episode.steps)
         assert episode.total_reward == pytest.approx(sum(episode.step_rewards)) and episode.total_reward > 2.0
         assert control.get_episode(episode.episode_id).status.value == "closed"
-    fields = batch.trl_fields()
-    assert set(fields) == {"env_reward", "env_step_rewards", "env_success", "env_failure_reason",
-                           "env_episode_id", "env_task_id"}
-    assert all(len(values) == len(FIVE_TASKS) for values in fields.values())
-    assert env_reward(completions=[None] * 5, **fields) == batch.rewards
+    assert batch.rewards == [episode.total_reward for episode in batch]
 
 
 def test_rollout_ends_episodes_the_policy_leaves(live_server, control):
