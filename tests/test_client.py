@@ -106,6 +106,8 @@ EXAMPLE_ARGUMENTS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
     "close_episode": (("ep_1",), {}),
     "export_episodes": ((), {"task_id": "miniwob.click-test", "success": False, "since": 1.5}),
     "get_curriculum": ((), {}),
+    "create_suite": (("smoke",), {"episodes": 2, "seed": 5}),
+    "get_suite": (("su_1",), {}),
     "metrics": ((), {}),
 }
 """Arguments to build each operation's call with; a new operation needs an entry here."""
@@ -223,6 +225,11 @@ def test_sync_client_reaches_every_operation(live_server) -> None:
         assert row["failure_reason"] == "client_step_cap" and row["rewards"][0]["step_penalty"] == -0.5
         assert control.get_curriculum().policy.window >= 1
         assert "safebrowse_steps_total" in control.metrics()
+        suite = control.create_suite("miniwob.click-test", episodes=1, seed=7)
+        assert suite.mcp_url == live_server.mcp_url and suite.planned_episodes == 1
+        report = control.get_suite(suite.suite_id)
+        assert (report.suite_id, report.complete, len(report.episodes)) == (suite.suite_id, False, 1)
+        live_server.run(live_server.server.suites.get(suite.suite_id).stop("shutdown"))  # its episode closed
     assert transport.operations == ALL_OPERATIONS
 
 
@@ -254,6 +261,12 @@ def test_async_client_reaches_every_operation(live_server) -> None:
             assert (missing.value.status, missing.value.error) == (404, "episode_not_found")
             assert isinstance((await client.get_curriculum()).tasks, list)
             assert "safebrowse_episodes_created_total" in await client.metrics()
+            with pytest.raises(ControlAPIError) as unknown_suite:
+                await client.create_suite("miniwob.no-such-task")
+            assert (unknown_suite.value.status, unknown_suite.value.error) == (404, "unknown_task")
+            with pytest.raises(ControlAPIError) as missing_suite:
+                await client.get_suite("su_missing")
+            assert (missing_suite.value.status, missing_suite.value.error) == (404, "suite_not_found")
 
     asyncio.run(scenario())
     assert transport.operations == ALL_OPERATIONS

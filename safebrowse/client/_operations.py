@@ -24,7 +24,9 @@ from pydantic import BaseModel
 
 from control_api.schemas import (
     CreatedEpisodeResponse,
+    CreatedSuiteResponse,
     CreateEpisodeRequest,
+    CreateSuiteRequest,
     CurriculumResponse,
     EndEpisodeRequest,
     EpisodeList,
@@ -38,6 +40,7 @@ from control_api.schemas import (
 )
 from engine.records import EpisodeStatus
 from engine.reward import RewardWeights
+from engine.suites.report import SuiteReport
 from safebrowse.client._errors import ControlAPIError
 
 T = TypeVar("T")
@@ -168,6 +171,15 @@ def export_episodes(
     return ControlCall("export_episodes", "GET", "/v1/export", _json_lines, params=params)
 
 
+def create_suite(suite: str, episodes: int = 1, **fields: Any) -> ControlCall[CreatedSuiteResponse]:
+    body = CreateSuiteRequest(suite=suite, episodes=episodes, **fields).model_dump(mode="json", exclude_none=True)
+    return ControlCall("create_suite", "POST", "/v1/suites", _model(CreatedSuiteResponse), json=body)
+
+
+def get_suite(suite_id: str) -> ControlCall[SuiteReport]:
+    return ControlCall("get_suite", "GET", f"/v1/suites/{quote(suite_id, safe='')}", _model(SuiteReport))
+
+
 def get_curriculum() -> ControlCall[CurriculumResponse]:
     return ControlCall("get_curriculum", "GET", "/v1/curriculum", _model(CurriculumResponse))
 
@@ -180,10 +192,12 @@ __all__ = [
     "ControlCall",
     "close_episode",
     "create_episode",
+    "create_suite",
     "end_episode",
     "get_curriculum",
     "get_episode",
     "get_step_screenshot",
+    "get_suite",
     "get_trajectory",
     "health",
     "list_episodes",

@@ -9,6 +9,7 @@ import httpx
 
 from control_api.schemas import (
     CreatedEpisodeResponse,
+    CreatedSuiteResponse,
     CurriculumResponse,
     EpisodeList,
     EpisodeStateResponse,
@@ -18,6 +19,7 @@ from control_api.schemas import (
 )
 from engine.records import EpisodeStatus
 from engine.reward import RewardWeights
+from engine.suites.report import SuiteReport
 from safebrowse.client import _operations as operations
 from safebrowse.client._base import DEFAULT_TIMEOUT, BaseControlClient
 from safebrowse.client._operations import ControlCall
@@ -114,6 +116,15 @@ class ControlClient(BaseControlClient):
     ) -> list[dict[str, Any]]:
         """Recorded episodes that have ended, as training-data rows (see `safebrowse export`)."""
         return self._send(operations.export_episodes(task_id, success, since, until))
+
+    def create_suite(self, suite: str, episodes: int = 1, **fields: Any) -> CreatedSuiteResponse:
+        """Start an evaluation: one agent token walks every episode of the suite (`seed`,
+        `difficulty`, `max_steps` as for episodes). The agent gets `agent_token` and `mcp_url`."""
+        return self._send(operations.create_suite(suite, episodes, **fields))
+
+    def get_suite(self, suite_id: str) -> SuiteReport:
+        """The suite's report so far (operator only)."""
+        return self._send(operations.get_suite(suite_id))
 
     def get_curriculum(self) -> CurriculumResponse:
         """Where difficulty "auto" stands, per task."""
