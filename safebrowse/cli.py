@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from safebrowse import __version__
 from safebrowse.settings import ServerSettings, SettingsInputError
@@ -73,6 +73,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SystemExit(2) from None
     log = logging.getLogger("safebrowse")
 
+    def announce() -> None:
+        log.info("MCP door (agents):      %s", server.mcp_url)
+        log.info("control API (trainers): %s", server.control_url)
+        if server.token_path is not None:
+            log.info("control token written to %s (owner-only)", server.token_path)
+        log.info("%d tasks, %d browser workers", len(server.manager.registry), settings.engine.workers)
+
+    _serve_until_signalled(server, announce)
+    return 0
+
+
+class _Serving(Protocol):
+    """A server `safebrowse serve` runs: a single server, or a cluster's front."""
+
+    started: asyncio.Event
+
+    async def serve(self) -> None: ...
+
+    def request_stop(self) -> None: ...
+
+
+def _serve_until_signalled(server: _Serving, announce: Callable[[], None]) -> None:
+    """Serve until SIGINT or SIGTERM; `announce` once it listens. A server that stops before it
+    has started (its browsers or its cluster could not start, say) exits 2 with one line."""
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -80,22 +105,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serving = asyncio.create_task(server.serve())
         started = asyncio.create_task(server.started.wait())
         await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
-        if serving.done():  # it stopped before it started (its browsers could not start, say)
+        if serving.done():
             started.cancel()
             error = serving.exception()
             if error is not None:
                 sys.stderr.write(f"safebrowse: the server could not start: {type(error).__name__}: {error}\n")
                 raise SystemExit(2)
             return
-        log.info("MCP door (agents):      %s", server.mcp_url)
-        log.info("control API (trainers): %s", server.control_url)
-        if server.token_path is not None:
-            log.info("control token written to %s (owner-only)", server.token_path)
-        log.info("%d tasks, %d browser workers", len(server.manager.registry), settings.engine.workers)
+        announce()
         await serving
 
     asyncio.run(main())
-    return 0
 
 
 def _serve_cluster(settings: ServerSettings) -> int:
@@ -110,17 +130,7 @@ def _serve_cluster(settings: ServerSettings) -> int:
         raise SystemExit(2) from None
     log = logging.getLogger("safebrowse")
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, front.request_stop)
-        serving = asyncio.create_task(front.serve())
-        started = asyncio.create_task(front.started.wait())
-        await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
-        if serving.done():
-            started.cancel()
-            await serving  # raises what stopped it
-            return
+    def announce() -> None:
         log.info("control API (trainers): %s", front.control_url)
         if front.token_path is not None:
             log.info("control token written to %s (owner-only)", front.token_path)
@@ -128,9 +138,8 @@ def _serve_cluster(settings: ServerSettings) -> int:
         log.info("Ray cluster %s: %d browser nodes", settings.cluster.address, len(nodes))
         for node in nodes:
             log.info("  node %s: MCP door %s", node.name, node.info.mcp_url)
-        await serving
 
-    asyncio.run(main())
+    _serve_until_signalled(front, announce)
     return 0
 
 
