@@ -52,7 +52,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -66,7 +65,7 @@ from typing import Any
 
 from bench import stats
 from bench.concurrency import ACTIONS, NEVER_ENDS, Agent
-from bench.live import ServerProcess, start_server_process
+from bench.live import ServerProcess, start_server_process, stop_child
 from safebrowse.client import AsyncControlClient, agent_client
 from safebrowse.loop import BackgroundLoop
 from safebrowse.progress import progress_bar
@@ -77,7 +76,6 @@ WORKERS = 1
 """Browser workers of the single server and of every browser node."""
 FRONT_START_TIMEOUT_S = 180.0
 NODE_JOIN_TIMEOUT_S = 180.0
-STOP_TIMEOUT_S = 60.0
 ENDLESS: dict[str, Any] = dict(NEVER_ENDS)
 """The create fields of an episode that never ends by itself (typed for `create_episode(**...)`)."""
 CONTROL_URL = re.compile(r"control API \(trainers\):\s+(\S+)")
@@ -226,13 +224,7 @@ class FrontProcess:
 
     def stop(self) -> None:
         """SIGTERM: the front closes every episode and stops its nodes; SIGKILL if it takes too long."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_child(self.process)
         shutil.rmtree(self.home, ignore_errors=True)
 
 

@@ -115,14 +115,19 @@ class ServerProcess:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_child(self.process)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def stop_child(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a clean stop: episodes closed, browsers stopped), then SIGKILL if it takes too long."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _free_port() -> int:
