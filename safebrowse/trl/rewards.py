@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from control_api.schemas import TrajectoryResponse
 from safebrowse.trl.environment import SafebrowseEnvironment
 
 CHANNELS = ("task_completion", "action_validity", "efficiency", "non_repetition", "help_independence",
@@ -12,9 +13,7 @@ CHANNELS = ("task_completion", "action_validity", "efficiency", "non_repetition"
 """The rubric channels of a step's reward breakdown (each 0..1), for `channel_reward`."""
 
 
-
-
-def _finished(environment: SafebrowseEnvironment) -> Any:
+def _finished(environment: SafebrowseEnvironment) -> TrajectoryResponse:
     """The episode's trajectory after the rollout: a running episode is ended first
     (`client_step_cap`: the model stopped calling tools), so its reward is final."""
     episode_id = environment.episode_id
@@ -28,15 +27,13 @@ def _finished(environment: SafebrowseEnvironment) -> Any:
 
 def env_reward(environments: Sequence[SafebrowseEnvironment], **kwargs: Any) -> list[float]:
     """TRL reward function: each episode's return as the server scored it (its `reward_weights`)."""
-    rewards = []
-    for environment in environments:
-        rewards.append(float(_finished(environment).cumulative_reward))
+    trajectories = [_finished(environment) for environment in environments]
     log_metric = kwargs.get("log_metric")
-    if callable(log_metric) and environments:
-        states = [environment._control.get_episode(environment.episode_id or "") for environment in environments]
-        log_metric("safebrowse/success", sum(state.success for state in states) / len(states))
-        log_metric("safebrowse/steps", sum(state.step_index for state in states) / len(states))
-    return rewards
+    if callable(log_metric) and trajectories:
+        count = len(trajectories)
+        log_metric("safebrowse/success", sum(trajectory.success for trajectory in trajectories) / count)
+        log_metric("safebrowse/steps", sum(len(trajectory.steps) for trajectory in trajectories) / count)
+    return [float(trajectory.cumulative_reward) for trajectory in trajectories]
 
 
 def channel_reward(weights: Mapping[str, float]) -> Callable[..., list[float]]:
