@@ -21,6 +21,7 @@ from engine.egress import EgressGuard
 from engine.egress_proxy import EgressProxy
 from engine.observation import BidIndex, PageSnapshot, snapshot_page
 from engine.records import BlockedRequest
+from engine.warm_pool import LeasedContext
 from engine.worker import BrowserWorker
 
 # A page read that finds the document replaced mid-read is tried again this many times.
@@ -35,6 +36,8 @@ class BrowserSession:
         self._config = config
         self._secret_selector = secret_selector
         self._blocked_step = blocked_step
+        self._worker: BrowserWorker | None = None
+        self._lease: LeasedContext | None = None
         self._context: pw.BrowserContext | None = None
         self._page: pw.Page | None = None
         self._guard: EgressGuard | None = None  # installed with the context, in `open`
@@ -65,6 +68,7 @@ class BrowserSession:
             allowed_origins, self._on_blocked, preload_url=preload_url, viewport=viewport, locale=locale,
             timezone_id=timezone_id,
         )
+        self._worker, self._lease = worker, lease
         self._context, self._guard, self._page = lease.context, lease.guard, lease.page
         self._proxy = worker.proxy
         lease.context.set_default_timeout(self._config.setup_timeout_s * 1000)
@@ -76,12 +80,15 @@ class BrowserSession:
         self.context.set_default_timeout(self._config.action_timeout_ms)
 
     def close(self) -> None:
-        """Close the context; the session is empty afterwards."""
-        if self._context is not None:
+        """Give the context back to the worker, which resets it for a later episode or closes it;
+        the session is empty afterwards, and nothing of it stays attached to the context."""
+        if self._worker is not None and self._lease is not None:
             try:
-                self._context.close()
-            except pw.Error:
+                self._lease.context.remove_listener("page", self._on_new_page)
+            except (pw.Error, ValueError):
                 pass
+            self._worker.give_back(self._lease)
+        self._worker, self._lease = None, None
         self._context = None
         self._page = None
         self._cdp.clear()

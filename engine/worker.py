@@ -161,6 +161,11 @@ class BrowserWorker:
         context, page = self._new_context(guard, viewport=viewport, locale=locale, timezone_id=timezone_id)
         return LeasedContext(context, page, guard)
 
+    def give_back(self, lease: LeasedContext) -> None:
+        """An episode is done with its context: the warm pool resets it for a later episode when
+        it can (see `WarmPool.recycle`), and closes it otherwise."""
+        close_quietly(lease.context)
+
     def _new_context(
         self,
         guard: EgressGuard,
