@@ -302,6 +302,13 @@ def build_server(resolve: PortResolver, version: str, instructions: str = INSTRU
     tools = build_tools()
     listing = ListToolsResult(tools=[agent_tool.tool for agent_tool in tools.values()])
 
+    def tool_input_schema(name: str) -> dict[str, Any] | None:
+        """The SDK checks a call's `Mcp-Param-*` headers against the called tool's input schema;
+        without this lookup it runs the whole `tools/list` handler (and dumps the listing) on every
+        call with arguments to find it, about 2 ms of the event loop per step."""
+        agent_tool = tools.get(name)
+        return None if agent_tool is None else agent_tool.tool.input_schema
+
     async def list_tools(ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None) -> ListToolsResult:
         return listing
 
@@ -325,6 +332,7 @@ def build_server(resolve: PortResolver, version: str, instructions: str = INSTRU
         version=version,
         title="safebrowse",
         instructions=instructions,
+        get_tool_input_schema=tool_input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
