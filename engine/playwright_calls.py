@@ -12,8 +12,10 @@ show a stack if a call fails.
 collect the same fields (frame, file name, line number, function name) without
 reading source lines; `traceback` still looks a line up, lazily, if a failing
 call's stack is ever formatted (and checks, as it always does, that files
-already in `linecache` have not changed). Nothing else in Playwright changes, and nothing
-outside Playwright's own modules sees the stand-ins.
+already in `linecache` have not changed). Called from inside Playwright, they also stop
+where Playwright stops looking: at its call site, and at the ten frames a failed call's
+error shows. Nothing else in Playwright changes, and nothing outside Playwright's own
+modules sees the stand-ins.
 """
 
 from __future__ import annotations
@@ -22,29 +24,57 @@ import inspect
 import sys
 import traceback
 import types
+from pathlib import Path
 from typing import Any
 
+import playwright
 from playwright._impl import _connection, _network, _sync_base
+
+# Playwright names its own frames by this prefix (`_extract_stack_trace_information_from_stack`).
+_PLAYWRIGHT_DIR = str(Path(playwright.__file__).parents[0])
+# A failed call's error carries the innermost frames of its stack, this many (`Connection.dispatch`).
+PLAYWRIGHT_STACK_FRAMES = 10
 
 
 def stack(context: int = 1) -> list[inspect.FrameInfo]:
-    """`inspect.stack()` without source context: the caller's frame first, outermost last."""
+    """`inspect.stack()` without source context: the caller's frame first, outermost last.
+
+    Called from inside Playwright, it stops at the first frame outside Playwright that
+    follows Playwright's own: that frame is the call site Playwright reports, and the
+    Playwright frames before it name the API. Playwright reads every frame's locals (to name
+    its method), and a worker thread's stack is dozens of frames deep, so a full walk cost
+    more than the call's own messaging.
+    """
     frames: list[inspect.FrameInfo] = []
     frame: types.FrameType | None = sys._getframe(1)
+    seen_playwright = False
     while frame is not None:
         code = frame.f_code
         frames.append(inspect.FrameInfo(frame, code.co_filename, frame.f_lineno, code.co_name, None, None))
+        if _in_playwright(code.co_filename):
+            seen_playwright = True
+        elif seen_playwright:
+            break
         frame = frame.f_back
     return frames
 
 
 def extract_stack(f: types.FrameType | None = None, limit: int | None = None) -> traceback.StackSummary:
-    """`traceback.extract_stack()` with source lines looked up only when formatted."""
-    summary = traceback.StackSummary.extract(
-        traceback.walk_stack(f if f is not None else sys._getframe(1)), limit=limit, lookup_lines=False
-    )
+    """`traceback.extract_stack()` with source lines looked up only when formatted.
+
+    Called from inside Playwright, it keeps only the innermost `PLAYWRIGHT_STACK_FRAMES`
+    frames: a failing call's stack is the only use, and Playwright shows only that many.
+    """
+    start = f if f is not None else sys._getframe(1)
+    if limit is None and _in_playwright(start.f_code.co_filename):
+        limit = PLAYWRIGHT_STACK_FRAMES
+    summary = traceback.StackSummary.extract(traceback.walk_stack(start), limit=limit, lookup_lines=False)
     summary.reverse()
     return summary
+
+
+def _in_playwright(filename: str) -> bool:
+    return filename.startswith(_PLAYWRIGHT_DIR)
 
 
 class _ModuleView(types.ModuleType):

@@ -1,0 +1,64 @@
+"""Called from inside Playwright, the cheap call-site capture walks only what Playwright reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import playwright.sync_api as pw
+from playwright._impl._connection import _extract_stack_trace_information_from_stack
+from playwright.sync_api import sync_playwright
+
+from engine import playwright_calls
+from engine.config import CHROMIUM_FLAGS, find_chromium
+
+
+def _as_playwright(source: str, name: str) -> Callable[..., Any]:
+    """A function whose frames Playwright takes for its own (its file is under Playwright's folder)."""
+    namespace: dict[str, Any] = {}
+    exec(compile(source, playwright_calls._PLAYWRIGHT_DIR + "/_fake_api.py", "exec"), namespace)
+    return namespace[name]  # type: ignore[no-any-return]
+
+
+_api = _as_playwright("def api(capture):\n    return capture()\n", "api")
+
+
+def _caller() -> Any:
+    return _api(playwright_calls.stack)
+
+
+def _deep(depth: int, capture: Callable[[], Any]) -> Any:
+    return capture() if depth == 0 else _deep(depth - 1, capture)
+
+
+def test_stack_stops_at_the_call_site() -> None:
+    frames = _deep(20, _caller)
+    assert [f.function for f in frames] == ["api", "_caller"]
+    parsed = _extract_stack_trace_information_from_stack(frames, is_internal=False)
+    assert parsed["apiName"] == "api"
+    assert parsed["frames"][0]["function"] == "_caller" and parsed["frames"][0]["file"] == __file__
+
+
+def test_extract_stack_keeps_the_frames_an_error_shows() -> None:
+    summary = _deep(30, lambda: _api(playwright_calls.extract_stack))
+    assert len(summary) == playwright_calls.PLAYWRIGHT_STACK_FRAMES
+    assert summary[-1].name == "api" and summary[-2].name == "<lambda>"
+
+
+def test_calls_and_their_errors_still_name_the_api() -> None:
+    playwright_calls.install()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_FLAGS))
+        try:
+            page = browser.new_page()
+            page.set_content("<button>here</button>")
+            assert _deep(40, lambda: page.evaluate("1 + 1")) == 2
+            try:
+                _deep(40, lambda: page.locator("#missing").click(timeout=50))
+            except pw.TimeoutError as error:
+                assert str(error).startswith("Locator.click: Timeout 50ms exceeded")
+                assert error.stack and "test_playwright_call_sites.py" in error.stack
+            else:
+                raise AssertionError("the click should have timed out")
+        finally:
+            browser.close()
