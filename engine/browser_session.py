@@ -87,6 +87,11 @@ class BrowserSession:
                 self._lease.context.remove_listener("page", self._on_new_page)
             except (pw.Error, ValueError):
                 pass
+            for session in self._cdp.values():  # a reused page must not gather sessions
+                try:
+                    session.detach()
+                except pw.Error:
+                    pass
             self._worker.give_back(self._lease)
         self._worker, self._lease = None, None
         self._context = None

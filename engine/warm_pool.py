@@ -1,27 +1,37 @@
-"""Warm browser contexts: opened while a worker is idle, handed to the next episodes.
+"""Warm browser contexts: handed to the next episodes, so a reset does not wait for Chromium.
 
-Opening a context and its first page costs a renderer start (~200 ms on two
-cores), and a MiniWoB page's first load another ~80 ms; doing both while the
-worker is idle takes them off reset's path. A worker keeps as many warm contexts
-as its largest recent burst of resets (a trainer that resets a group of episodes
-at once, as GRPO does, will likely do so again), up to `max_warm_contexts`, and
-preloads in them the page its last episode started on.
+Opening a context and its first page costs a renderer start (~170 ms on two
+cores), and a MiniWoB page's first load another ~100 ms. A worker keeps as many
+warm contexts as its largest recent burst of resets (a trainer that resets a
+group of episodes at once, as GRPO does, will likely do so again), up to
+`max_warm_contexts`, with the page its last episode started on already loading.
+They come from two places:
+
+- a closed episode's context, reset in place (`recycle`, `engine.context_reset`):
+  a few browser round trips, so a trainer that creates its next episode right
+  after closing the last one finds it warm;
+- a new context, opened while the worker is idle (`on_idle`): right away when no
+  episode runs on the worker, else after `SPARE_IDLE_S` of quiet, so that warming
+  never holds up an agent's step.
 
 The pool lives on its worker's thread and only that thread touches it. Other
-threads read `spare_urls`, a tuple the worker replaces at the end of every job
-and idle pass (see `publish`).
+threads read `spare_urls` and `spare_since`, which the worker replaces at the end
+of every job and idle pass (see `publish`).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import playwright.sync_api as pw
+from playwright.sync_api import ViewportSize
 
 from engine.config import EngineConfig
+from engine.context_reset import MAX_EPISODES_PER_CONTEXT, ResetRefusedError, reset_context
 from engine.egress import BlockedCallback, EgressGuard
 
 logger = logging.getLogger(__name__)
@@ -38,11 +48,21 @@ ContextOpener = Callable[..., tuple[pw.BrowserContext, pw.Page]]
 
 @dataclass
 class LeasedContext:
-    """A browser context handed to one episode, its egress guard already routing it."""
+    """A browser context handed to one episode, its egress guard already routing it.
+
+    `reusable`: the episode's task declared a preload page (`preload_url`) and the
+    context allows only the asset server with no locale or time zone, so it may be
+    reset for a later episode (see `engine.context_reset`). `viewport` is the page's
+    size when leased; `episodes` counts the episodes the context has served.
+    """
 
     context: pw.BrowserContext
     page: pw.Page
     guard: EgressGuard
+    preload_url: str | None = None
+    viewport: ViewportSize | None = None
+    reusable: bool = False
+    episodes: int = 1
 
 
 @dataclass
@@ -58,6 +78,8 @@ class Spare:
     page: pw.Page
     guard: EgressGuard
     url: str | None
+    episodes: int = 0  # episodes the context has already served (0: opened as a spare)
+    since: float = 0.0  # time.monotonic() when it became a spare: the oldest has loaded furthest
 
     @property
     def usable(self) -> bool:
@@ -101,8 +123,9 @@ class WarmPool:
         # What the last episode on this worker started on: the next spare preloads it.
         self._last_url: str | None = None
         self._last_viewport: dict[str, int] | None = None
-        # The page each warm context shows (None: blank), as of the end of the last job.
-        self.spare_urls: tuple[str | None, ...] = ()
+        # The page each warm context shows (None: blank), and since when, as of the end of the
+        # last job; replaced together, in one assignment.
+        self.published: tuple[tuple[str | None, float], ...] = ()
 
     @property
     def target(self) -> int:
@@ -115,8 +138,18 @@ class WarmPool:
         return self._taken_since_idle > 0 or len(self._spares) != self.target
 
     def publish(self) -> None:
-        """Tell other threads which pages the warm contexts show (one assignment)."""
-        self.spare_urls = tuple(spare.url for spare in self._spares)
+        """Tell other threads which pages the warm contexts show, and since when (one assignment)."""
+        self.published = tuple((spare.url, spare.since) for spare in self._spares)
+
+    @property
+    def spare_urls(self) -> tuple[str | None, ...]:
+        """Any thread: the pages the warm contexts showed at the end of the last job or idle pass."""
+        return tuple(url for url, _ in self.published)
+
+    def spare_since(self, url: str | None) -> float | None:
+        """Any thread: since when the oldest warm context showing `url` has been ready, or None."""
+        times = [since for spare_url, since in self.published if spare_url == url]
+        return min(times) if times else None
 
     def lease(
         self, on_blocked: BlockedCallback, preload_url: str | None, viewport: dict[str, int] | None
@@ -136,7 +169,34 @@ class WarmPool:
             close_quietly(spare.context)
             return None
         spare.guard.rebind(on_blocked)
-        return LeasedContext(spare.context, spare.page, spare.guard)
+        return LeasedContext(spare.context, spare.page, spare.guard, preload_url, spare.page.viewport_size,
+                             reusable=preload_url is not None, episodes=spare.episodes + 1)
+
+    def recycle(self, lease: LeasedContext) -> None:
+        """A closed episode's context: reset it into a warm spare if the pool wants one, else close it.
+
+        The next spare preloads the page the worker's last episode started on. A context
+        that cannot be shown clean (see `engine.context_reset`) is closed.
+        """
+        next_url = self._last_url or lease.preload_url
+        wanted = (
+            lease.reusable and next_url is not None and lease.episodes < MAX_EPISODES_PER_CONTEXT
+            and len(self._spares) < self.target and lease.context.browser is not None
+            and lease.context.browser.is_connected() and not lease.page.is_closed()
+            and lease.page.viewport_size == lease.viewport
+        )
+        if not wanted or next_url is None:
+            close_quietly(lease.context)
+            return
+        lease.guard.rebind(_blocked_while_warming)
+        try:
+            page = reset_context(lease.context, lease.page, self._asset_origin, next_url,
+                                 self._config.setup_timeout_s * 1000)
+        except (pw.Error, ResetRefusedError) as refused:
+            logger.info("worker %d closed a used context instead of reusing it: %s", self._worker_index, refused)
+            close_quietly(lease.context)
+            return
+        self._spares.append(Spare(lease.context, page, lease.guard, next_url, lease.episodes, time.monotonic()))
 
     def note_taken(self, preload_url: str | None, viewport: dict[str, int] | None) -> None:
         """An episode took a context (warm or not) to start on `preload_url`."""
@@ -204,7 +264,7 @@ class WarmPool:
             except pw.Error:
                 # Still a usable blank context; the episode navigates itself.
                 logger.warning("worker %d could not preload %s", self._worker_index, self._last_url)
-        self._spares.append(Spare(context, page, guard, url))
+        self._spares.append(Spare(context, page, guard, url, since=time.monotonic()))
         return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -70,6 +71,7 @@ class BrowserWorker:
         self._playwright: pw.Playwright | None = None
         self._browser: pw.Browser | None = None
         self._stopped = False
+        self._leased = 0  # contexts handed to episodes and not given back (worker thread only)
         mounts = mounts_at(asset_origin)
         # Every connection of this worker's Chromium goes through this proxy (engine.launch).
         self.proxy = EgressProxy(f"egress-proxy-{index}", asset_origin, mounts.resolve if mounts else None)
@@ -98,11 +100,17 @@ class BrowserWorker:
     @property
     def has_spare(self) -> bool:
         """Whether a warm context was ready at the end of the worker's last job or idle pass."""
-        return bool(self.warm_pool.spare_urls)
+        return bool(self.warm_pool.published)
 
     def has_spare_at(self, url: str | None) -> bool:
         """Whether a warm context already showed `url` at the end of the last job or idle pass."""
         return url is not None and url in self.warm_pool.spare_urls
+
+    def spare_ready_since(self, url: str | None) -> float:
+        """Since when (time.monotonic()) a warm context has shown `url`; infinity if none does.
+        The oldest one has loaded its page furthest."""
+        since = self.warm_pool.spare_since(url) if url is not None else None
+        return since if since is not None else math.inf
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopped = True
@@ -152,19 +160,33 @@ class BrowserWorker:
         zone get a context made to measure.
         """
         self.warm_pool.note_taken(preload_url, viewport)
+        self._leased += 1
         # Warm contexts are guarded for the asset server alone.
-        if not locale and not timezone_id and origin_set(allowed_origins) == origin_set([self.asset_origin]):
+        asset_only = not locale and not timezone_id and origin_set(allowed_origins) == origin_set([self.asset_origin])
+        if asset_only:
             leased = self.warm_pool.lease(on_blocked, preload_url, viewport)
             if leased is not None:
                 return leased
         guard = EgressGuard(allowed_origins, on_blocked)
-        context, page = self._new_context(guard, viewport=viewport, locale=locale, timezone_id=timezone_id)
-        return LeasedContext(context, page, guard)
+        try:
+            context, page = self._new_context(guard, viewport=viewport, locale=locale, timezone_id=timezone_id)
+        except BaseException:
+            self._leased -= 1
+            raise
+        return LeasedContext(context, page, guard, preload_url, page.viewport_size,
+                             reusable=asset_only and preload_url is not None)
 
     def give_back(self, lease: LeasedContext) -> None:
         """An episode is done with its context: the warm pool resets it for a later episode when
-        it can (see `WarmPool.recycle`), and closes it otherwise."""
-        close_quietly(lease.context)
+        it can (see `WarmPool.recycle`), and closes it otherwise.
+
+        The reset runs as the next job, after the one that gave the context back has answered
+        (a trainer's close does not wait for it), and before any job queued later: a create
+        that follows the close finds the context warm.
+        """
+        self._leased -= 1
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._jobs.put((lambda worker: worker.warm_pool.recycle(lease), done))
 
     def _new_context(
         self,
@@ -228,9 +250,10 @@ class BrowserWorker:
 
     def _loop(self) -> None:
         while True:
-            idle_work = self.warm_pool.has_idle_work
+            # With no episode on this worker, warming holds up no agent: start at once.
+            idle_after = (SPARE_IDLE_S if self._leased else 0.0) if self.warm_pool.has_idle_work else None
             try:
-                item = self._jobs.get(timeout=SPARE_IDLE_S if idle_work else None)
+                item = self._jobs.get(timeout=idle_after)
             except queue.Empty:
                 self.warm_pool.on_idle(interrupted=lambda: not self._jobs.empty())
                 self.warm_pool.publish()
@@ -278,13 +301,13 @@ class WorkerPool:
 
     def pick(self, preload_url: str | None = None) -> BrowserWorker:
         """The worker for a new episode, with a slot reserved on it: fewest episodes first;
-        among equals, one whose warm spare already shows the task's page, then one with
-        any warm spare, then in turn."""
+        among equals, the one whose warm spare has shown the task's page the longest, then
+        one with any warm spare, then in turn."""
         self._turn = (self._turn + 1) % len(self.workers)
         order = self.workers[self._turn:] + self.workers[: self._turn]
         worker = min(
             order,
-            key=lambda worker: (worker.episode_count, not worker.has_spare_at(preload_url), not worker.has_spare),
+            key=lambda worker: (worker.episode_count, worker.spare_ready_since(preload_url), not worker.has_spare),
         )
         worker.episode_count += 1
         return worker
