@@ -20,7 +20,9 @@ Two things are patched, in this module only, and `docs/performance.md` says so:
   get the global Playwright object through `_get_global_playwright`; the patch
   hands them a thin wrapper whose `chromium.launch` adds `executable_path` and the
   same `CHROMIUM_FLAGS` safebrowse launches with, after BrowserGym's own args.
-  Nothing else about BrowserGym changes.
+  Nothing else about BrowserGym changes. A thread that runs its own BrowserEnvs
+  (`thread_playwright`) gets its own Playwright from the same wrapper, since
+  Playwright's sync API objects belong to the thread that started them.
 * Nothing else. In the "default" variant every BrowserEnv and MiniWoB setting is
   as shipped (the task's `slow_mo=100` ms, `pre_observation_delay=0.5` s). The
   "tuned" variant sets both to 0 through BrowserEnv's own constructor arguments,
@@ -31,9 +33,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from bench.episodes import MAX_STEPS, EpisodeResult
@@ -101,17 +105,68 @@ class _PlaywrightWithLaunchOptions:
         return getattr(self._playwright, name)
 
 
+_THREAD = threading.local()
+
+
+@contextmanager
+def thread_playwright() -> Iterator[None]:
+    """Give the calling thread a Playwright of its own for BrowserEnv, stopped on leaving.
+
+    BrowserGym keeps one global Playwright, started by whichever thread asks first,
+    and Playwright's sync API objects only work on that thread. Several BrowserEnvs
+    on threads of their own (parallel resets, parallel agents) each need their own.
+    Leaving also stops the Playwright driver, so no idle process outlives the block.
+    """
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    _THREAD.playwright = playwright
+    try:
+        yield
+    finally:
+        _THREAD.playwright = None
+        playwright.stop()
+
+
+def _current_playwright() -> Any:
+    import browsergym.core as core
+
+    own = getattr(_THREAD, "playwright", None)
+    return own if own is not None else core._get_global_playwright()
+
+
 def patch_chromium_launches(executable: str, flags: Sequence[str] = CHROMIUM_FLAGS) -> None:
     """Make BrowserEnv's and its chat's Chromium launches use `executable` and `flags`."""
-    import browsergym.core as core
     import browsergym.core.chat as chat_module
     import browsergym.core.env as env_module
 
     def wrapped() -> _PlaywrightWithLaunchOptions:
-        return _PlaywrightWithLaunchOptions(core._get_global_playwright(), executable, flags)
+        return _PlaywrightWithLaunchOptions(_current_playwright(), executable, flags)
 
     env_module._get_global_playwright = wrapped  # type: ignore[attr-defined]
     chat_module._get_global_playwright = wrapped  # type: ignore[attr-defined]
+
+
+def prepare_browsergym(miniwob_url: str, chromium: str | None = None) -> None:
+    """Point MiniWoB at `miniwob_url`, patch the launches and register the MiniWoB envs."""
+    os.environ["MINIWOB_URL"] = miniwob_url
+    patch_chromium_launches(find_chromium(chromium))
+    import browsergym.miniwob  # noqa: F401 - registers the browsergym/miniwob.* environments
+
+
+def make_env(task_id: str, variant: str = "default") -> Any:
+    """`gymnasium.make("browsergym/<task_id>")` as a user makes it, with the variant's settings.
+
+    It launches nothing yet: BrowserEnv starts its browsers on the first `reset`.
+    """
+    import gymnasium
+
+    return gymnasium.make(
+        f"browsergym/{task_id}",
+        headless=True,
+        pw_chromium_kwargs={"executable_path": find_chromium()},
+        **VARIANTS[variant],
+    )
 
 
 # -- observations and actions -------------------------------------------------------------
@@ -234,10 +289,7 @@ class BrowserGymSide:
                  chromium: str | None = None) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown BrowserGym variant {variant!r}; choose from {sorted(VARIANTS)}")
-        os.environ["MINIWOB_URL"] = miniwob_url
-        patch_chromium_launches(find_chromium(chromium))
-        import browsergym.miniwob  # noqa: F401 - registers the browsergym/miniwob.* environments
-
+        prepare_browsergym(miniwob_url, chromium)
         self.variant = variant
         self.side = SIDE if variant == "default" else f"{SIDE}-{variant}"
         self.max_steps = max_steps
@@ -246,14 +298,7 @@ class BrowserGymSide:
     def _env(self, task_id: str) -> Any:
         env = self._envs.get(task_id)
         if env is None:
-            import gymnasium
-
-            env = gymnasium.make(
-                f"browsergym/{task_id}",
-                headless=True,
-                pw_chromium_kwargs={"executable_path": find_chromium()},
-                **VARIANTS[self.variant],
-            )
+            env = make_env(task_id, self.variant)
             self._envs[task_id] = env
         return env
 

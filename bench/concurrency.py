@@ -116,6 +116,8 @@ class Runner:
         self.action = action
         self.task_id = ACTIONS[action]
         self.control = AsyncControlClient(server.control_url, server.control_token)
+        # A server in a child process: CPU outside its tree is told apart from its own.
+        self.server_pid = server.pid if isinstance(server, ServerProcess) else None
 
     async def open_agents(self, stack: AsyncExitStack, count: int, seed: int) -> tuple[list[Agent], list[str]]:
         agents: list[Agent] = []
@@ -164,9 +166,9 @@ class Runner:
 
                 async def measure_cpu() -> None:
                     await asyncio.sleep(max(0.0, start - loop.time()))
-                    before = await asyncio.to_thread(cpu.sample)
+                    before = await asyncio.to_thread(cpu.sample, self.server_pid)
                     await asyncio.sleep(max(0.0, deadline - loop.time()))
-                    spent.append(cpu.difference(before, await asyncio.to_thread(cpu.sample)))
+                    spent.append(cpu.difference(before, await asyncio.to_thread(cpu.sample, self.server_pid)))
 
                 await asyncio.gather(measure_cpu(), *(drive(agent) for agent in agents))
         finally:

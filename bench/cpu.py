@@ -25,11 +25,15 @@ from bench.memory import descendants
 PROC = Path("/proc")
 TICKS = os.sysconf("SC_CLK_TCK")
 
+OUTSIDE = "outside: "
+"""The prefix of kinds outside the server's tree when `sample` is given the server's pid."""
+
 # Thread-name prefixes of the benchmark process, as safebrowse and the benchmarks name them.
 THREAD_KINDS = (
     ("browser-worker", "py: workers"),
     ("bench-server", "py: server"),
     ("bench-client", "py: clients"),
+    ("browsergym-env", "py: browsergym envs"),
 )
 
 
@@ -75,7 +79,10 @@ def _thread_kind(name: str) -> str:
     return "py: other"
 
 
-def sample() -> CpuSample:
+def sample(server_pid: int | None = None) -> CpuSample:
+    """Cumulative CPU by kind now. With `server_pid` (a server in a child process), the
+    processes of this tree that are neither that server nor below it (another side's
+    browsers, say) count under "outside: <kind>", apart from the server's own."""
     me = os.getpid()
     names = {thread.native_id: thread.name for thread in threading.enumerate()}
     seconds: dict[str, float] = defaultdict(float)
@@ -85,9 +92,13 @@ def sample() -> CpuSample:
         tids = []
     for tid in tids:
         seconds[_thread_kind(names.get(tid, ""))] += _stat_seconds(PROC / str(me) / "task" / str(tid) / "stat")
+    server_tree = set(descendants(server_pid)) if server_pid is not None else set()
     for pid in descendants(me):
         if pid != me:
-            seconds[_process_kind(pid)] += _stat_seconds(PROC / str(pid) / "stat")
+            kind = _process_kind(pid)
+            if server_pid is not None and pid not in server_tree:
+                kind = f"{OUTSIDE}{kind}"
+            seconds[kind] += _stat_seconds(PROC / str(pid) / "stat")
     jiffies = [int(x) for x in (PROC / "stat").read_text().splitlines()[0].split()[1:]]
     idle = jiffies[3] + jiffies[4]  # idle, iowait
     return CpuSample(dict(seconds), sum(jiffies) - idle, sum(jiffies))

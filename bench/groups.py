@@ -50,26 +50,41 @@ async def one_agent(control: AsyncControlClient, task_id: str, seed: int,
         raise
 
 
+async def reset_group(control: AsyncControlClient, task_id: str, first_seed: int,
+                      size: int) -> tuple[float, list[float]]:
+    """Reset `size` episodes of `task_id` at once (seeds `first_seed`, `first_seed + 1`, ...),
+    then close them all: the time until every agent held its first observation, and each
+    agent's own reset time, in seconds."""
+    loop = asyncio.get_running_loop()
+    release = asyncio.Event()
+    readies: list[asyncio.Future[tuple[str, float]]] = [loop.create_future() for _ in range(size)]
+    started = time.perf_counter()
+    agents = [asyncio.create_task(one_agent(control, task_id, first_seed + k, ready, release))
+              for k, ready in enumerate(readies)]
+    try:
+        done = await asyncio.gather(*readies)
+        group_s = time.perf_counter() - started
+    finally:
+        release.set()
+        outcomes = await asyncio.gather(*agents, return_exceptions=True)
+        for ready in readies:
+            if ready.done() and not ready.cancelled() and ready.exception() is None:
+                await control.close_episode(ready.result()[0])
+    errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if errors:
+        raise errors[0]
+    return group_s, [reset_s for _, reset_s in done]
+
+
 async def run(server: ServerProcess, args: argparse.Namespace) -> list[tuple[float, list[float]]]:
     """Each round's group time and its episodes' reset times, in seconds."""
     control = AsyncControlClient(server.control_url, server.control_token)
-    loop = asyncio.get_running_loop()
     rounds: list[tuple[float, list[float]]] = []
     try:
         for round_index in range(args.rounds):
             seed = args.seed + round_index * args.group
-            release = asyncio.Event()
-            readies = [loop.create_future() for _ in range(args.group)]
-            started = time.perf_counter()
-            agents = [asyncio.create_task(one_agent(control, args.task, seed + k, ready, release))
-                      for k, ready in enumerate(readies)]
-            done = await asyncio.gather(*readies)
-            group_s = time.perf_counter() - started
-            release.set()
-            await asyncio.gather(*agents)
-            for episode_id, _ in done:
-                await control.close_episode(episode_id)
-            rounds.append((group_s, [reset_s for _, reset_s in done]))
+            group_s, resets = await reset_group(control, args.task, seed, args.group)
+            rounds.append((group_s, resets))
             print(f"  round {round_index + 1}: group of {args.group} ready in {group_s * 1000:.0f} ms",
                   file=sys.stderr, flush=True)
             await asyncio.sleep(args.pause)

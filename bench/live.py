@@ -24,6 +24,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,3 +168,13 @@ def start_server_process(workers: int | None = None, max_warm_contexts: int | No
             server.stop()
             raise RuntimeError("safebrowse serve did not answer its health check in time")
         time.sleep(0.2)
+
+
+@contextmanager
+def server_process(workers: int | None = None, max_warm_contexts: int | None = None) -> Iterator[ServerProcess]:
+    """`start_server_process` for a `with` block: the server stops when the block ends."""
+    server = start_server_process(workers, max_warm_contexts)
+    try:
+        yield server
+    finally:
+        server.stop()

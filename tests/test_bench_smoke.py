@@ -122,3 +122,57 @@ def test_cluster_quick_run_measures_both_modes_the_front_and_two_nodes(tmp_path)
     assert nodes_used == [1, 2]  # the second window ran on the node that joined
     assert all(window["actions"] > 0 and window["errors"] == 0 for window in results["throughput"])
     assert re.search(r"cluster step median within 10% of the single server's:\s+\S+\s+(MET|NOT MET)", done.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT_S + 20)
+def test_loops_quick_run_measures_every_shape_on_both_sides(tmp_path):
+    raw = tmp_path / "loops.json"
+    done = run_module("bench.loops", "--quick", "--json", str(raw))
+    assert done.returncode == 0, done.stdout + done.stderr
+    shapes = json.loads(raw.read_text())["shapes"]
+
+    # Back to back: both sides completed the same episodes, with the same goals and as many actions.
+    episodes = shapes["back_to_back"]["episodes"]
+    by_pair: dict[tuple[str, int], dict[str, dict]] = {}
+    for episode in episodes:
+        assert episode["error"] is None, episode["error"]
+        assert episode["success"] is True, episode
+        assert 0 < episode["reset_s"] < RUN_TIMEOUT_S
+        assert episode["step_s"] and len(episode["step_s"]) == len(episode["actions"])
+        by_pair.setdefault((episode["task_id"], episode["seed"]), {})[episode["side"]] = episode
+    assert len(by_pair) == 2
+    for by_side in by_pair.values():
+        ours, theirs = by_side["safebrowse"], by_side["browsergym"]
+        assert ours["goal"] == theirs["goal"] != ""
+        assert len(ours["actions"]) == len(theirs["actions"])
+        assert set(ours["reset_parts"]) >= {"create", "connect", "observe", "engine_setup"}
+
+    # Groups: every round of both sides got the whole group ready.
+    sides = {side["side"]: side for side in shapes["groups"]["sides"]}
+    assert set(sides) == {"safebrowse", "browsergym"}
+    for side in sides.values():
+        assert side["error"] is None, side["error"]
+        assert len(side["rounds"]) == 2
+        for one in side["rounds"]:
+            assert len(one["resets_s"]) == side["group"] == 2
+            assert 0 < max(one["resets_s"]) <= one["group_s"] < RUN_TIMEOUT_S
+
+    # Parallel agents: both sides acted at every level; the CPU split saw the server's work.
+    parallel = shapes["parallel"]
+    assert parallel["errors"] == []
+    assert [level["parallel"] for level in parallel["safebrowse"]] == [1, 2]
+    assert [window["parallel"] for window in parallel["browsergym"]] == [1, 2]
+    for level in parallel["safebrowse"]:
+        assert level["actions"] > 0 and level["errors"] == 0
+        spent = level["cpu"]["seconds"]
+        assert spent["py: server process"] > 0 and spent["node driver"] > 0 and spent["chr: renderer"] > 0
+        assert not any(kind.startswith("outside: ") and seconds > 0.5 for kind, seconds in spent.items()), spent
+    for window in parallel["browsergym"]:
+        assert window["actions"] > 0 and window["cpu"]["seconds"]
+
+    out = done.stdout
+    assert "load average" in out and "at the end" in out and re.search(r"commit [0-9a-f]{7,}", out)
+    for target in ("reset median at least 10x faster", "step median at least 25x faster",
+                   "later-round median at most 319 ms", "1 parallel: CPU per action without the benchmark's clients"):
+        assert re.search(rf"^\s+(met|NOT MET)\s+.*{re.escape(target)}", out, re.MULTILINE), (target, out)
