@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 # A spare context is warmed only after the worker has been idle this long: warming
 # takes a renderer start (~250 ms), and an agent acting back to back should not wait on it.
 SPARE_IDLE_S = 0.3
+# Warm contexts a worker keeps even for resets one at a time: one handed out, one loading.
+MIN_SPARES = 2
 # How many bursts of resets (contexts taken between two idle moments) size the warm pool.
 RECENT_BURSTS = 8
 
@@ -129,8 +131,11 @@ class WarmPool:
 
     @property
     def target(self) -> int:
-        """How many warm contexts to keep: the largest recent burst of resets, within the limit."""
-        return min(self._config.max_warm_contexts, max(1, *self._recent_bursts, 0))
+        """How many warm contexts to keep: the largest recent burst of resets (the one under way
+        included), within the limit, and
+        at least MIN_SPARES, so that a trainer creating episodes back to back takes one whose page
+        has loaded while the one it just closed is reset and loads its page in turn."""
+        return min(self._config.max_warm_contexts, max(MIN_SPARES, self._taken_since_idle, *self._recent_bursts))
 
     @property
     def has_idle_work(self) -> bool:
@@ -212,7 +217,8 @@ class WarmPool:
         """
         spares, self._spares = self._spares, []
         chosen: Spare | None = None
-        for spare in sorted(spares, key=lambda spare: spare.url != preload_url):  # a matching page first
+        # A spare already showing the episode's page first, the one that has loaded longest first.
+        for spare in sorted(spares, key=lambda spare: (spare.url != preload_url, spare.since)):
             fits = spare.usable and (viewport is None or spare.page.viewport_size == viewport)
             if fits and chosen is None:
                 chosen = spare
@@ -268,4 +274,4 @@ class WarmPool:
         return True
 
 
-__all__ = ["RECENT_BURSTS", "SPARE_IDLE_S", "LeasedContext", "Spare", "WarmPool", "close_quietly"]
+__all__ = ["MIN_SPARES", "RECENT_BURSTS", "SPARE_IDLE_S", "LeasedContext", "Spare", "WarmPool", "close_quietly"]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.warm_pool import RECENT_BURSTS
+from engine.warm_pool import MIN_SPARES, RECENT_BURSTS, close_quietly
 
 from support.engine import EngineHarness
 from support.waiting import wait_for
@@ -73,7 +73,8 @@ def test_the_pool_never_exceeds_its_limit_and_shrinks_when_bursts_stop(harness: 
     for k in range(RECENT_BURSTS):  # one reset at a time, with pauses: bursts of one
         close_all(harness, burst(harness, 1, seed=40 + k))
         wait_for(lambda: worker.warm_pool._taken_since_idle == 0, "the worker never went idle")
-    wait_for(lambda: len(worker.warm_pool._spares) == 1, "the pool did not shrink back to one warm context")
+    wait_for(lambda: len(worker.warm_pool._spares) == MIN_SPARES,
+             "the pool did not shrink back to the warm contexts kept for resets one at a time")
 
 
 def test_a_limit_of_zero_turns_warming_off() -> None:
@@ -104,3 +105,48 @@ def test_the_pool_follows_a_trainer_to_another_task(harness: EngineHarness) -> N
     pool = worker.warm_pool
     wait_for(lambda: len(pool.spare_urls) >= 2 and set(pool.spare_urls) == {other_url},
              "the warm contexts stayed on the previous task's page")
+
+
+def test_a_closed_episodes_context_is_reset_and_serves_the_next_episode(harness: EngineHarness) -> None:
+    """A trainer's tight loop (create, act, close, create again at once) gets the context it
+    just closed, reset in place with the task's page loading, instead of a new one."""
+    manager = harness.manager
+    pool = manager.pool.workers[0].warm_pool
+    first, session = harness.open(TASK, seed=90)
+    context = manager.get(first.episode_id).browser.context
+    screen = harness.run(session.observe())
+    harness.run(session.act("click", {"id": screen.observation.elements[-1].id}))
+    harness.run(manager.close(first.episode_id))
+    wait_for(lambda: any(spare.context is context for spare in pool._spares),
+             "the closed episode's context did not become a warm spare")
+    recycled = next(spare for spare in pool._spares if spare.context is context)
+    assert recycled.url == manager.assets.origin + manager.registry.get(TASK).preload_path
+
+    def keep_only_the_recycled_spare(_worker: object) -> None:
+        """On the worker's thread: any spare warmed from now on is newer, so the next episode
+        (which takes the spare that has loaded longest) must take the recycled one."""
+        for spare in [spare for spare in pool._spares if spare is not recycled]:
+            pool._spares.remove(spare)
+            close_quietly(spare.context)
+
+    manager.pool.workers[0].submit(keep_only_the_recycled_spare).result(timeout=30)
+    second, _ = harness.open(TASK, seed=91)
+    try:
+        assert manager.get(second.episode_id).browser.context is context
+        assert second.goal.startswith("Click")
+        assert len(context.pages) == 1
+    finally:
+        harness.run(manager.close(second.episode_id))
+
+
+def test_a_context_a_task_has_scripted_is_closed_not_reused(harness: EngineHarness) -> None:
+    """A custom task adds an init script and a binding to its context: nothing may carry them
+    into another episode, so its context is closed when the episode is."""
+    manager = harness.manager
+    pool = manager.pool.workers[0].warm_pool
+    created, _session = harness.open("custom.login-form", seed=1)
+    context = manager.get(created.episode_id).browser.context
+    harness.run(manager.close(created.episode_id))
+    wait_for(lambda: context.browser is None or context not in context.browser.contexts,
+             "the custom task's context was not closed")
+    assert all(spare.context is not context for spare in pool._spares)
