@@ -178,7 +178,7 @@ class BrowserSession:
             if page.is_closed():
                 continue
             try:
-                page.wait_for_load_state("domcontentloaded", timeout=self._config.action_timeout_ms)
+                self._wait_for_dom(page)
                 page.evaluate("0")  # lets the popup's first navigation reach the guard
             except pw.Error:
                 pass
@@ -190,9 +190,8 @@ class BrowserSession:
             self._page = page  # a new tab takes the focus, as in a browser
         self._pages_sent_away.clear()
         self._navigation_refused = False
-        page = self.active_page()
         try:
-            page.wait_for_load_state("domcontentloaded", timeout=self._config.action_timeout_ms)
+            self._wait_for_dom(self.active_page())
         except pw.TimeoutError:
             pass
         for candidate in list(self._context.pages):
@@ -206,6 +205,17 @@ class BrowserSession:
                 if not self._guard.allows_page(candidate.url):
                     candidate.goto("about:blank")
         self.active_page()
+
+    def _wait_for_dom(self, page: pw.Page) -> None:
+        """Wait until the page's document has been parsed (a navigation the action started).
+
+        Playwright answers `wait_for_load_state` from the load states the driver has already
+        reported, when the state is there; but the call itself first sends the driver three
+        messages for its call log. Most steps navigate nowhere, so the same check is made
+        here first, and only a document still loading costs a call.
+        """
+        if "domcontentloaded" not in _reported_load_states(page):
+            page.wait_for_load_state("domcontentloaded", timeout=self._config.action_timeout_ms)
 
     def read(self) -> PageSnapshot:
         """Read the active page: its elements (ids given as needed) and accessibility tree."""
@@ -272,6 +282,14 @@ class BrowserSession:
 
     def _on_new_page(self, page: pw.Page) -> None:
         self._new_pages.append(page)
+
+
+def _reported_load_states(page: pw.Page) -> frozenset[str]:
+    """The load states the driver has reported for the page's main frame so far (Playwright's own
+    record, which its `wait_for_load_state` checks first); none if this Playwright keeps no such
+    record, so the caller then waits the ordinary way."""
+    states = getattr(page.main_frame._impl_obj, "_load_states", None)
+    return frozenset(states) if isinstance(states, set) else frozenset()
 
 
 def _safe_title(page: pw.Page) -> str:
