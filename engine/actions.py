@@ -30,7 +30,7 @@ from engine.agent_view.actions import (
 
 BID_ATTRIBUTE = "bid"
 
-__all__ = ["BID_ATTRIBUTE", "ActionError", "execute", "locate", "point_of"]
+__all__ = ["BID_ATTRIBUTE", "ActionError", "execute", "locate", "locate_editable", "point_of"]
 
 
 class ActionError(Exception):
@@ -63,13 +63,9 @@ def execute(page: pw.Page, action: Action, timeout_ms: int) -> None:
             else:
                 page.mouse.click(x, y, button=button)
         case Fill(id=element_id, text=text):
-            target = locate(page, element_id)
-            _require_editable(target, element_id)
-            target.fill(text, timeout=timeout_ms)
+            locate_editable(page, element_id).fill(text, timeout=timeout_ms)
         case Clear(id=element_id):
-            target = locate(page, element_id)
-            _require_editable(target, element_id)
-            target.clear(timeout=timeout_ms)
+            locate_editable(page, element_id).clear(timeout=timeout_ms)
         case Press(key=key, id=None):
             page.keyboard.press(key)
         case Press(key=key, id=str() as element_id):
@@ -189,6 +185,38 @@ def _overshoot(distance: float, size: float) -> float:
     if abs(distance) < 1:
         return 0.0
     return (size / 4) * (1 if distance > 0 else -1)
+
+
+# A plain text field (an <input> or <textarea> of the document itself, enabled, writable,
+# under no aria-disabled, the only element with its id) is editable by Playwright's rules too:
+# one script pass says so, where counting the matches and asking Playwright's `is_editable`
+# cost two round trips. Anything else (labels, contenteditable, shadow roots, ARIA states,
+# duplicated ids) is left to Playwright, as before.
+_PLAIN_FIELD_SCRIPT = """
+([attr, id]) => {
+    const hits = [];
+    const find = (root) => {
+        for (const el of root.querySelectorAll(`[${attr}="${id}"]`)) hits.push(el);
+        for (const host of root.querySelectorAll("*")) if (host.shadowRoot) find(host.shadowRoot);
+    };
+    find(document);
+    if (hits.length !== 1) return false;
+    const el = hits[0];
+    return (el.tagName === "INPUT" || el.tagName === "TEXTAREA") && el.getRootNode() === document &&
+        !el.matches(":disabled") && !el.hasAttribute("readonly") && el.closest("[aria-disabled]") === null;
+}
+"""
+
+
+def locate_editable(page: pw.Page, element_id: str) -> pw.Locator:
+    """The text field with this id on the active page, or an ActionError (missing, or not editable)."""
+    if not re.match(ELEMENT_ID_PATTERN, element_id):
+        raise ActionError(f"'{element_id}' is not an element id")
+    if page.evaluate(_PLAIN_FIELD_SCRIPT, [BID_ATTRIBUTE, element_id]) is True:
+        return page.locator(f'[{BID_ATTRIBUTE}="{element_id}"]').first
+    target = locate(page, element_id)
+    _require_editable(target, element_id)
+    return target
 
 
 def _require_editable(target: pw.Locator, element_id: str) -> None:
