@@ -126,7 +126,10 @@ def report(outcome: BackToBack) -> tuple[list[str], list[Target]]:
     out = [f"1. back to back: {len(outcome.tasks)} task(s) x {len(outcome.seeds)} episode(s) per side, seeds "
            f"{outcome.seeds[0]}..{outcome.seeds[-1]}, each block after {outcome.lead_in} unrecorded lead-in "
            "episode(s), no pause",
-           "   reset = create + MCP connect + first observe (safebrowse), env.reset (BrowserEnv); times in ms", ""]
+           "   reset = until the agent holds its first observation: create + MCP connect + first observe "
+           "(safebrowse), env.reset (BrowserEnv: closes the last episode's two Chromiums, launches two new ones); "
+           "step = one tool call / env.step (BrowserEnv as shipped: slow_mo 100 ms, 0.5 s pre-observation delay); "
+           "times in ms", ""]
     rows = []
     groups = [(task, [r for r in outcome.episodes if r.task_id == task]) for task in outcome.tasks]
     groups.append(("overall", list(outcome.episodes)))

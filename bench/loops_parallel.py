@@ -7,14 +7,17 @@ CPU of every process of this tree read from /proc over the measured window
 (`bench.cpu`: Chromium's renderers, browser and GPU processes, the Playwright
 driver, the server's process, and this process's client threads). BrowserEnv: N
 envs of the same task on threads of their own, each stepping `fill` in a closed
-loop (`bench.browsergym_threads.drive_fills`). All of safebrowse's levels run
-first, on one fresh server, stopped before BrowserEnv's levels start.
+loop (`bench.browsergym_threads.drive_fills`). The sides take turns level by
+level, on one fresh server that idles while BrowserEnv acts; the CPU of that
+server's tree is kept apart from BrowserEnv's (`bench.cpu.sample(server_pid)`).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
+import os
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -31,6 +34,7 @@ CPU_TARGET_S = 0.020
 # This process's threads and anything outside the server's tree: the benchmark's own side.
 CLIENT_KINDS = frozenset({"py: clients", "py: other", "py: browsergym envs"})
 LEVEL_TIMEOUT_S = 600.0
+OTHER_WORK_CORES = 0.5  # busy cores outside this process tree above which the report warns
 
 
 @dataclass
@@ -47,13 +51,45 @@ def is_client_kind(kind: str) -> bool:
 
 
 def cpu_per_action_s(spent: cpu.CpuSample | None, actions: int, *, clients: bool) -> float:
-    """CPU seconds per action over the window, with or without the benchmark's own clients."""
+    """safebrowse's CPU seconds per action over the window, with or without the benchmark's own clients."""
     if spent is None or actions <= 0:
         return math.nan
     return sum(seconds for kind, seconds in spent.seconds.items() if clients or not is_client_kind(kind)) / actions
 
 
-def run_safebrowse(args: argparse.Namespace, outcome: Parallel, bar: tqdm[NoReturn]) -> None:
+def browsergym_cpu_per_action_s(spent: cpu.CpuSample | None, actions: int) -> float:
+    """BrowserEnv's CPU seconds per action: this process's threads and every process outside
+    the (idle) safebrowse server's tree: its Playwright drivers and Chromiums."""
+    if spent is None or actions <= 0:
+        return math.nan
+    return sum(seconds for kind, seconds in spent.seconds.items() if is_client_kind(kind)) / actions
+
+
+def _safebrowse_level(client_loop: BackgroundLoop, runner: Runner, parallel: int, seed: int,
+                      args: argparse.Namespace, outcome: Parallel) -> None:
+    try:
+        outcome.safebrowse.append(
+            client_loop.run(runner.level(parallel, args.seconds, args.warmup, seed), LEVEL_TIMEOUT_S))
+    except Exception as error:  # noqa: BLE001 - reported, the run goes on
+        outcome.errors.append(f"safebrowse at {parallel}: {type(error).__name__}: {error}")
+
+
+def _browsergym_level(parallel: int, seed: int, server_pid: int, args: argparse.Namespace,
+                      outcome: Parallel) -> None:
+    envs = browsergym_threads.open_envs(TASK, parallel)
+    try:
+        outcome.browsergym.append(
+            browsergym_threads.drive_fills(envs, seed, args.seconds, args.warmup, server_pid=server_pid))
+    except Exception as error:  # noqa: BLE001 - reported, the run goes on
+        outcome.errors.append(f"browsergym at {parallel}: {type(error).__name__}: {error}")
+    finally:
+        browsergym_threads.close_envs(envs)
+
+
+def run(args: argparse.Namespace, browsergym: bool, bar: tqdm[NoReturn]) -> Parallel:
+    """Level by level, both sides in turn (taking turns to go first) on one fresh server, so
+    both see the same machine load; BrowserEnv's envs of a level are closed before the next."""
+    outcome = Parallel(args.seconds, args.warmup)
     client_loop = BackgroundLoop("bench-client")
     try:
         with server_process(args.workers) as server:
@@ -64,37 +100,21 @@ def run_safebrowse(args: argparse.Namespace, outcome: Parallel, bar: tqdm[NoRetu
             try:
                 for index, parallel in enumerate(args.levels):
                     seed = 1_000 * (index + 1)
-                    outcome.safebrowse.append(
-                        client_loop.run(runner.level(parallel, args.seconds, args.warmup, seed), LEVEL_TIMEOUT_S))
-                    bar.set_postfix_str(f"parallel safebrowse {parallel}", refresh=False)
-                    bar.update()
-            except Exception as error:  # noqa: BLE001 - reported, the run goes on
-                outcome.errors.append(f"safebrowse: {type(error).__name__}: {error}")
+                    players = [("safebrowse", functools.partial(_safebrowse_level, client_loop, runner, parallel,
+                                                                seed, args, outcome))]
+                    if browsergym:
+                        players.append(("BrowserEnv", functools.partial(_browsergym_level, parallel, seed,
+                                                                        server.pid, args, outcome)))
+                    if index % 2 == 1:
+                        players.reverse()
+                    for name, play in players:
+                        play()
+                        bar.set_postfix_str(f"parallel {name} {parallel}", refresh=False)
+                        bar.update()
             finally:
                 client_loop.run(runner.aclose())
     finally:
         client_loop.close()
-
-
-def run_browsergym(args: argparse.Namespace, outcome: Parallel, bar: tqdm[NoReturn]) -> None:
-    for index, parallel in enumerate(args.levels):
-        envs = browsergym_threads.open_envs(TASK, parallel)
-        try:
-            outcome.browsergym.append(
-                browsergym_threads.drive_fills(envs, 1_000 * (index + 1), args.seconds, args.warmup))
-        except Exception as error:  # noqa: BLE001 - reported, the run goes on
-            outcome.errors.append(f"browsergym at {parallel}: {type(error).__name__}: {error}")
-        finally:
-            browsergym_threads.close_envs(envs)
-        bar.set_postfix_str(f"parallel BrowserEnv {parallel}", refresh=False)
-        bar.update()
-
-
-def run(args: argparse.Namespace, browsergym: bool, bar: tqdm[NoReturn]) -> Parallel:
-    outcome = Parallel(args.seconds, args.warmup)
-    run_safebrowse(args, outcome, bar)
-    if browsergym:
-        run_browsergym(args, outcome, bar)
     return outcome
 
 
@@ -112,7 +132,7 @@ def report(outcome: Parallel) -> tuple[list[str], list[Target]]:
         if outcome.browsergym:
             row += ["-"] * 4 if other is None else [
                 stats.fmt_num(other.actions_per_second, 2), stats.fmt_ms(stats.median(other.latencies_s)),
-                _fmt_cpu(cpu_per_action_s(other.cpu, other.actions, clients=True)),
+                _fmt_cpu(browsergym_cpu_per_action_s(other.cpu, other.actions)),
                 stats.fmt_x(stats.ratio(level.actions_per_second, other.actions_per_second))]
         rows.append(row)
     header = ["parallel", "actions", "errors", "actions/s", "step p50", "step p95", "CPU/action",
@@ -124,6 +144,12 @@ def report(outcome: Parallel) -> tuple[list[str], list[Target]]:
                "benchmark's own threads (MCP clients)")
     out.append("")
     out += ["   " + line if line else "" for line in "\n".join(concurrency.cpu_report(outcome.safebrowse)).split("\n")]
+    others = [cpu.machine_busy_cores(level.cpu) - sum(level.cpu.seconds.values()) / level.seconds
+              for level in outcome.safebrowse if level.cpu is not None and level.seconds > 0]
+    if others and max(others) > OTHER_WORK_CORES:
+        out.append(f"   note: work outside this benchmark kept up to {max(others):.1f} of the machine's "
+                   f"{os.cpu_count()} cores busy during safebrowse's windows; CPU per action grows under such "
+                   "contention (shared caches, switching), so these CPU figures are upper bounds")
     for error in outcome.errors:
         out.append(f"   error: {error}")
     targets = []
