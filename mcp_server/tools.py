@@ -265,8 +265,54 @@ class AgentTool:
 
 
 def observation_schema() -> dict[str, Any]:
-    """The structured content every page-returning tool answers with: an `Observation`."""
-    return Observation.model_json_schema(mode="serialization")
+    """The structured content every page-returning tool answers with: an `Observation`.
+
+    Written out flat for the clients that check every result against it (the SDK's client
+    does, on each call): its two `$defs` are each used once, so they are put in place rather
+    than resolved by reference for every element; "X or null" is a list of types rather than
+    an `anyOf` of two schemas; pydantic's titles, which only repeat the field names, are left
+    out. The instances it accepts are the same.
+    """
+    schema = Observation.model_json_schema(mode="serialization")
+    return _flat(schema, schema.get("$defs", {}))
+
+
+# Keywords whose value is one schema, a list of schemas, or a map of names to schemas.
+_ONE_SCHEMA = ("items", "additionalProperties", "not")
+_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
+
+
+def _flat(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its `$ref`s into `defs` replaced by the definitions, nullable unions as type
+    lists, and no titles (see `observation_schema`)."""
+    if "$ref" in schema:
+        return _flat(defs[str(schema["$ref"]).rsplit("/", 1)[-1]], defs)
+    flat: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("$defs", "title"):
+            continue
+        if key == "properties":
+            flat[key] = {name: _flat(field, defs) for name, field in value.items()}
+        elif key in _ONE_SCHEMA and isinstance(value, dict):
+            flat[key] = _flat(value, defs)
+        elif key in _SCHEMA_LISTS:
+            flat[key] = [_flat(option, defs) for option in value]
+        else:
+            flat[key] = value
+    return _nullable_as_type_list(flat)
+
+
+def _nullable_as_type_list(schema: dict[str, Any]) -> dict[str, Any]:
+    """`{"anyOf": [{"type": X}, {"type": "null"}], ...}` as `{"type": [X, "null"], ...}`."""
+    options = schema.get("anyOf")
+    if not isinstance(options, list) or len(options) != 2 or not all(set(o) == {"type"} for o in options):
+        return schema
+    types = [option["type"] for option in options]
+    if "null" not in types or not all(isinstance(t, str) for t in types):
+        return schema
+    merged = {key: value for key, value in schema.items() if key != "anyOf"}
+    merged["type"] = types
+    return merged
 
 
 def build_tools() -> dict[str, AgentTool]:
