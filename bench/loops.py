@@ -154,12 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("browsergym.core.env").addFilter(_QuietOverrides())
     started = time.perf_counter()
-    header = [f"safebrowse loops against {'BrowserGym BrowserEnv (as shipped)' if args.browsergym else 'nothing'}: "
-              f"shapes {', '.join(args.shapes)}",
+    against = "against BrowserGym's BrowserEnv (as shipped)" if args.browsergym else "alone (--no-browsergym)"
+    header = [f"safebrowse loops {against}: shapes {', '.join(args.shapes)}",
               f"{commit_line()}; machine: {os.cpu_count()} cores, {platform.machine()}; "
               f"load average {load_average()} at the start",
-              "safebrowse: `safebrowse serve` in a child process, a fresh one per shape; BrowserEnv in this process, "
-              "each env on a thread of its own, stock Playwright call sites"]
+              "safebrowse: `safebrowse serve` in a child process, a fresh one per shape"
+              + ("; BrowserEnv in this process, each env on a thread of its own, stock Playwright call sites"
+                 if args.browsergym else "")]
     print("\n".join(header), file=sys.stderr, flush=True)
     assets: AssetServer | None = None
     miniwob_url: str | None = None
