@@ -1,6 +1,7 @@
 // Writes the traces page's workers make while they live (imported by traces-worker.js and
-// traces-sw.js): into the origin's storage a worker can reach without a document, among them
-// the origin private file system, which a check of IndexedDB, caches and cookies alone misses.
+// traces-sw.js): into the origin's storage a worker can reach without a document. On
+// "keep-writing" they write IndexedDB, the Cache API and the origin private file system; on
+// "keep-writing-files", files alone, which a check of IndexedDB, caches and cookies misses.
 "use strict";
 
 const LATE = "sb-late";
@@ -28,19 +29,25 @@ async function writeFile(who) {
   await root.getFileHandle(`${LATE}-${who}`, {create: true});
 }
 
-async function writeEverywhere(who) {
-  await Promise.all([
-    writeDatabase(who).catch(() => {}),
-    caches.open(LATE).then((cache) => cache.put(`${LATE}-${who}`, new Response(String(Date.now())))).catch(() => {}),
-    writeFile(who).catch(() => {}),
-  ]);
+async function writeEverywhere(who, filesOnly) {
+  const writes = [writeFile(who).catch(() => {})];
+  if (!filesOnly) {
+    writes.push(writeDatabase(who).catch(() => {}));
+    writes.push(caches.open(LATE).then((cache) => cache.put(`${LATE}-${who}`, new Response(String(Date.now()))))
+      .catch(() => {}));
+  }
+  await Promise.all(writes);
 }
 
-// Every `everyMs` until `forMs` have passed.
-async function keepWriting(who, everyMs, forMs) {
+// On "keep-writing" or "keep-writing-files": write every `everyMs` until `forMs` have passed.
+async function keepWriting(who, message, everyMs, forMs) {
   const until = Date.now() + forMs;
   while (Date.now() < until) {
-    await writeEverywhere(who);
+    await writeEverywhere(who, message === "keep-writing-files");
     await sleepFor(everyMs);
   }
+}
+
+function isKeepWriting(message) {
+  return message === "keep-writing" || message === "keep-writing-files";
 }

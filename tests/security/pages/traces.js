@@ -327,31 +327,38 @@ function writeNow(who) {
   window.name = `sb-late-${who}`;
 }
 
-async function keepWriting() {
+// `fromThisTab`: this tab's timer and unload handlers write too, and the workers write everywhere
+// they can; else only the workers write, which outlive the tab's document for a while (a service
+// worker until its event's work is done), and only files.
+async function keepWriting(fromThisTab) {
+  const message = fromThisTab ? "keep-writing" : "keep-writing-files";
   byId("status").textContent = "starting to write";
   const writing = [];
-  setInterval(() => writeNow("timer"), KEEP_WRITING_EVERY_MS);
-  writing.push(["timer", `every ${KEEP_WRITING_EVERY_MS} ms`]);
-  for (const event of ["beforeunload", "pagehide", "unload", "visibilitychange"]) {
-    window.addEventListener(event, () => {
-      writeNow(event);
-      indexedDB.open(`sb-late-${event}`, 1);
-    });
+  if (fromThisTab) {
+    setInterval(() => writeNow("timer"), KEEP_WRITING_EVERY_MS);
+    writing.push(["timer", `every ${KEEP_WRITING_EVERY_MS} ms`]);
+    for (const event of ["beforeunload", "pagehide", "unload", "visibilitychange"]) {
+      window.addEventListener(event, () => {
+        writeNow(event);
+        indexedDB.open(`sb-late-${event}`, 1);
+      });
+    }
+    writing.push(["unload-handlers", "beforeunload pagehide unload visibilitychange"]);
   }
-  writing.push(["unload-handlers", "beforeunload pagehide unload visibilitychange"]);
-  await askWorker("keep-writing");
-  writing.push(["shared-worker-writer", "every 20 ms"]);
+  await askWorker(message);
+  writing.push(["shared-worker-writer", `${message} every 20 ms`]);
   const registration = await within(navigator.serviceWorker.ready, WORKER_WAIT_MS, null);
   if (registration && registration.active) {
-    registration.active.postMessage("keep-writing");
-    writing.push(["service-worker-writer", "every 20 ms"]);
+    registration.active.postMessage(message);
+    writing.push(["service-worker-writer", `${message} every 20 ms`]);
   }
   list("writing", "writing-", writing);
   byId("status").textContent = "writing";
 }
 
 byId("leave").addEventListener("click", () => { leave(); });
-byId("keep-writing").addEventListener("click", () => { keepWriting(); });
+byId("keep-writing").addEventListener("click", () => { keepWriting(true); });
+byId("workers-keep-writing").addEventListener("click", () => { keepWriting(false); });
 byId("recheck").addEventListener("click", () => { check(false); });
 if (params.has("hop")) byId("hop").href = "traces.html";
 byId("loaded-at").textContent = String(loadedAt);
