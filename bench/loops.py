@@ -87,7 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     group.add_argument("--max-steps", type=int, default=MAX_STEPS, help="actions per episode at most")
     group.add_argument("--lead-in", type=int, default=None,
                        help="unrecorded episodes before each task's block, so no recorded reset follows a pause "
-                            "(default 1; --quick: 0)")
+                            "(default 2; --quick: 0)")
     group = parser.add_argument_group("GRPO groups")
     group.add_argument("--group", type=int, default=None, help="episodes reset at once on safebrowse (default 8)")
     group.add_argument("--browsergym-group", type=int, default=None,
@@ -112,7 +112,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.tasks = [t.strip() for t in pick(args.tasks, ",".join(DEFAULT_TASKS), ",".join(QUICK_TASKS)).split(",")
                   if t.strip()]
     args.episodes = pick(args.episodes, 4, 2)
-    args.lead_in = pick(args.lead_in, 1, 0)
+    args.lead_in = pick(args.lead_in, 2, 0)
     args.group = pick(args.group, 8, 2)
     args.browsergym_group = pick(args.browsergym_group, args.group, args.group)
     args.rounds = pick(args.rounds, 5, 2)

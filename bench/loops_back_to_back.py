@@ -26,7 +26,7 @@ from tqdm import tqdm
 from bench import stats
 from bench.browsergym_side import SIDE as BROWSERGYM
 from bench.browsergym_side import BrowserGymSide, thread_playwright
-from bench.compare import reset_part_medians, summarize
+from bench.compare import part_medians, reset_part_medians, summarize
 from bench.episodes import EpisodeResult
 from bench.live import server_process
 from bench.loops_targets import Target
@@ -145,10 +145,10 @@ def report(outcome: BackToBack) -> tuple[list[str], list[Target]]:
     out.append(stats.table(["task", "side", "ok", "success", "reset p50", "reset p95", "step p50", "step p95",
                             "eps/min"], rows))
     ours_all = [r for r in outcome.episodes if r.side == SAFEBROWSE]
-    parts = reset_part_medians(ours_all)
-    if parts:
-        out.append("   safebrowse reset parts (medians, ms): "
-                   + ", ".join(f"{name}={stats.fmt_ms(value)}" for name, value in parts.items()))
+    for label, parts in (("reset", reset_part_medians(ours_all)), ("step", part_medians(ours_all))):
+        if parts:
+            out.append(f"   safebrowse {label} parts (medians, ms; need not add up): "
+                       + ", ".join(f"{name}={stats.fmt_ms(value)}" for name, value in parts.items()))
     targets: list[Target] = []
     if BROWSERGYM in sides:
         base, other = summaries[("overall", SAFEBROWSE)], summaries[("overall", BROWSERGYM)]
