@@ -3,23 +3,27 @@
 Resets are fast because contexts are reused: a warm spare opened while the worker was idle
 (with the last episode's start page preloaded, or sent back to a blank page when the next
 episode wants another one), and a recycled context (an episode's own context, reset when it
-is closed and handed to the next episode on the same worker). Each path gets the same trial:
-an agent, through a real `mcp` client, makes episode A leave every trace a page can leave in
-its context (cookies, one of them for a year; local and session storage; an IndexedDB
-database; a Cache API entry; a service worker, registered past Playwright's block if it can
-be; the HTTP cache; history entries and history state; `window.name`; an extra tab that keeps
-a BroadcastChannel listener, a Web Lock, a shared worker and a writer on a timer alive; focus
-and typed text in an input; permissions it asked for). The trainer closes A over the control
-API and creates B, which must get the reused context the test names: the very same object,
-checked in-process, or the test fails, since a test that does not take the path it claims
-proves nothing. B's page, `tests/security/pages/traces.html`, looks for each trace when it
-loads and writes what it finds into the DOM, so B's first observation over MCP shows it; B
-must see a clean page, one tab, no focus, an empty input, the history a fresh tab has (the blank
-page Playwright opens a tab on, then the task's page), and still a clean page when it checks
-again after A's timer would have written.
+is closed and handed to the next episode on the same worker). Each path gets the same trial.
+An agent, through a real `mcp` client, makes episode A leave every trace a page can leave:
+cookies (one for a year), local and session storage, an IndexedDB database, a file in the
+origin private file system, a storage bucket, a Cache API entry, an HTTP cache entry, a
+service worker (registered past Playwright's block when it can be), history entries and
+history state, `window.name`, a denied permission, an extra tab that keeps a BroadcastChannel
+listener, a Web Lock, a shared worker and a writer on a timer alive, then focus and text in an
+input and a scrolled page. The trainer closes A over the control API and creates B, which must
+get the reused context the test names (the very same object, checked in-process) or the test
+fails: a test that does not take the path it claims proves nothing. B's page,
+`tests/security/pages/traces.html`, looks for each trace once it has loaded and writes what it
+finds into the DOM, so B's first observation over MCP shows it. B must see a clean page, one
+tab, no focus, an empty input, a page at its top, no history but its own page (after the blank
+page a new tab starts on), and still a clean page when it looks again after A's writers would
+have written. Two more trials fight the reset: A's tab, unload handlers and workers keep
+writing while it runs, or A's workers alone keep writing files; whatever the reset makes of it
+(reuse or close), B sees nothing.
 
-The control test shows the traces are found when they are there: within one episode, the
-same page loaded again in the same tab finds every one it left.
+The clipboard belongs to the browser, not to a context, so it is tried apart: what A copies,
+B must not paste. The control test shows the traces are found when they are there: within one
+episode, the same page loaded again in the same tab finds every one it left.
 """
 
 from __future__ import annotations
@@ -72,9 +76,9 @@ REQUIRED_TRACES = frozenset({
 })
 # Traces the same page, loaded again in the same tab, does not list as such: the other tab
 # (counted in the observation instead), the history (its length is compared with a fresh tab's
-# instead), the state of a history entry the reload left, the timer's writes (seen as storage
-# and cookies) and the clipboard (pasted by the agent instead).
-NOT_SEEN_ON_RELOAD = frozenset({"extra-tab", "history", "history-state", "late-writer", "clipboard"})
+# instead), the state of a history entry the reload left, and the clipboard (pasted by the agent
+# instead).
+NOT_SEEN_ON_RELOAD = frozenset({"extra-tab", "history", "history-state", "clipboard"})
 CLIPBOARD_TEXT = "sb-clipboard-episode-a"
 TYPED_TEXT = "typed by episode A"
 # How far episode A scrolls its page (with the mouse wheel, so the input keeps the focus).
@@ -287,9 +291,10 @@ def play(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return agent_play(coroutine)
     except BaseExceptionGroup as group:
-        while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
-            group = group.exceptions[0]  # type: ignore[assignment]
-        raise group from None
+        error: BaseException = group
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
+        raise error from None
 
 
 async def observe_until_scrolled(agent: Agent, unscrolled_y: int) -> PageReport:
