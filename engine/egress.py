@@ -5,12 +5,14 @@ connection of the context to the context's own gate on it, and the gate asks thi
 whether to let each request, `CONNECT` or WebSocket upgrade through. Refusals are reported
 to the guard's owner (the episode), which charges them to the step under way.
 
-Playwright's `route()` is no longer the boundary: it only saw requests Playwright intercepts,
-not WebSocket handshakes, redirect hops or the connection a refused navigation still opened.
-It keeps one job, for the agent's sake: a navigation off the allowed origins that it does see
-is answered with an empty 204, so the page stays where it was, and recorded with its full URL
-(the proxy sees only host and port of an `https` navigation, and could only make it fail into
-an error page). Every other request it intercepts is passed on to the proxy, which refuses it.
+One job stays in the browser, for the agent's sake: a navigation off the allowed origins is
+answered with an empty 204, so the page stays where it was instead of landing on an error page
+(the proxy sees an `https` navigation only as a `CONNECT` it can merely refuse, and Chromium
+refuses some ports by itself), and it is recorded with its full URL. So each page's own CDP
+session pauses its document requests, and only those (`Fetch.enable` with a pattern for the
+`Document` type): the guard lets the allowed ones go on to the proxy and answers the others.
+Playwright's `route()` is not used: it pauses every request of the context in the driver and
+turns Chromium's cache off, which doubled the CPU of loading a task page.
 
 Also here is what the proxy cannot see: downloads of `blob:` URLs never reach the network, so
 they are cancelled from the page's events, and pages that end up somewhere else without a
@@ -21,9 +23,9 @@ episode after each action.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import playwright.sync_api as pw
@@ -56,19 +58,8 @@ def origin_set(origins: list[str]) -> frozenset[str]:
     return frozenset(origin_of(origin) for origin in origins)
 
 
-def _page_of(request: pw.Request) -> pw.Page | None:
-    try:
-        return request.frame.page
-    except pw.Error:
-        return None
-
-
-def _url_prefix(origin: str) -> str:
-    """How URLs of an origin begin once Chromium has serialised them."""
-    scheme, rest = origin.split("://", 1)
-    host, port = rest.rsplit(":", 1)
-    default = {"http": "80", "https": "443"}.get(scheme)
-    return f"{scheme}://{host}/" if port == default else f"{scheme}://{host}:{port}/"
+# The requests a page's CDP session pauses: documents (of the page and of its frames).
+_DOCUMENTS = [{"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}]
 
 
 def _tunnel_endpoint(authority: str) -> tuple[str, int | None]:
@@ -120,35 +111,35 @@ class EgressGuard:
         on_blocked(url, kind, None)
 
     def install(self, context: pw.BrowserContext) -> None:
-        """Answer navigations off the origins in place, and watch the context's pages for
-        downloads, which the proxy never sees when from `blob:`."""
-        # Only URLs outside the allowed origins are intercepted: the pattern runs in the
-        # Playwright driver, so allowed requests never wait on Python.
-        context.route(self.outside_pattern(), self._route)
+        """Watch every page of the context, now and to come: its navigations (see the module's
+        docstring) and its downloads, which the proxy never sees when from `blob:`."""
         context.on("page", self._watch_page)
         for page in context.pages:  # a warm context already has its first page
             self._watch_page(page)
 
-    def outside_pattern(self) -> re.Pattern[str]:
-        """A regex (valid in Python and JavaScript) matching URLs off the allowed origins."""
-        prefixes = "|".join(re.escape(_url_prefix(origin)) for origin in sorted(self.allowed))
-        return re.compile(f"^(?!(?:{prefixes}))" if prefixes else "^")
-
-    def _route(self, route: pw.Route) -> None:
-        request = route.request
-        if request.is_navigation_request() and not self.allows(request.url):
-            # A 204 answer to a navigation leaves the page where it was, instead of
-            # committing an error page the agent would then be stuck on.
-            page = _page_of(request)
-            with self._lock:
-                on_blocked = self._on_blocked
-            on_blocked(request.url, "navigation", page)
-            route.fulfill(status=204, body="")
-            return
-        route.continue_()  # the proxy judges it, and records a refusal
-
     def _watch_page(self, page: pw.Page) -> None:
         page.on("download", lambda download: self._cancel_download(download))
+        try:
+            session = page.context.new_cdp_session(page)
+            session.on("Fetch.requestPaused", lambda event: self._judge_document(session, page, event))
+            session.send("Fetch.enable", {"patterns": _DOCUMENTS})
+        except pw.Error:
+            pass  # the page closed already: it navigates nowhere
+
+    def _judge_document(self, session: pw.CDPSession, page: pw.Page, event: dict[str, Any]) -> None:
+        """Let a document request go on to the proxy if its origin is allowed, else answer it
+        with an empty 204, which leaves the page where it was, and report it."""
+        url: str = event["request"]["url"]
+        try:
+            if self.allows(url):
+                session.send("Fetch.continueRequest", {"requestId": event["requestId"]})
+                return
+            with self._lock:
+                on_blocked = self._on_blocked
+            on_blocked(url, "navigation", page)
+            session.send("Fetch.fulfillRequest", {"requestId": event["requestId"], "responseCode": 204, "body": ""})
+        except pw.Error:
+            pass  # the page went away meanwhile
 
     def _cancel_download(self, download: pw.Download) -> None:
         with self._lock:

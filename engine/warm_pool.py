@@ -10,9 +10,9 @@ They come from two places:
 - a closed episode's context, reset in place (`recycle`, `engine.context_reset`):
   a few browser round trips, so a trainer that creates its next episode right
   after closing the last one finds it warm;
-- a new context, opened while the worker is idle (`on_idle`): right away when no
-  episode runs on the worker, else after `SPARE_IDLE_S` of quiet, so that warming
-  never holds up an agent's step.
+- a new context, opened only when no episode runs on the worker and no job waits
+  (`on_idle`), so that opening one (a renderer start) never holds up an agent's
+  step, nor competes with a group of resets still under way.
 
 The pool lives on its worker's thread and only that thread touches it. Other
 threads read `spare_urls` and `spare_since`, which the worker replaces at the end
@@ -36,12 +36,10 @@ from engine.egress import BlockedCallback, EgressGuard
 
 logger = logging.getLogger(__name__)
 
-# A spare context is warmed only after the worker has been idle this long: warming
-# takes a renderer start (~250 ms), and an agent acting back to back should not wait on it.
-SPARE_IDLE_S = 0.3
 # Warm contexts a worker keeps even for resets one at a time: one handed out, one loading.
 MIN_SPARES = 2
-# How many bursts of resets (contexts taken between two idle moments) size the warm pool.
+# How many bursts of resets (contexts taken between two moments with no episode on the worker)
+# size the warm pool.
 RECENT_BURSTS = 8
 
 # Opens a context guarded by `guard`, with its first page (the worker's `new_context`).
@@ -229,7 +227,7 @@ class WarmPool:
         return chosen
 
     def on_idle(self, interrupted: Callable[[], bool]) -> None:
-        """The worker was idle for SPARE_IDLE_S: note the burst that just ended, then warm contexts
+        """The worker has no episode and no job: note the burst that just ended, then warm contexts
         up to the target, one at a time, stopping as soon as `interrupted()` (a job arrived)."""
         if self._taken_since_idle:
             self._recent_bursts.append(self._taken_since_idle)
@@ -274,4 +272,4 @@ class WarmPool:
         return True
 
 
-__all__ = ["MIN_SPARES", "RECENT_BURSTS", "SPARE_IDLE_S", "LeasedContext", "Spare", "WarmPool", "close_quietly"]
+__all__ = ["MIN_SPARES", "RECENT_BURSTS", "LeasedContext", "Spare", "WarmPool", "close_quietly"]

@@ -26,7 +26,7 @@ from engine.config import EngineConfig, find_chromium
 from engine.egress import BlockedCallback, EgressGuard, origin_set
 from engine.egress_proxy import EgressProxy
 from engine.launch import context_options, launch_options
-from engine.warm_pool import SPARE_IDLE_S, LeasedContext, WarmPool, close_quietly
+from engine.warm_pool import LeasedContext, WarmPool, close_quietly
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -250,8 +250,8 @@ class BrowserWorker:
 
     def _loop(self) -> None:
         while True:
-            # With no episode on this worker, warming holds up no agent: start at once.
-            idle_after = (SPARE_IDLE_S if self._leased else 0.0) if self.warm_pool.has_idle_work else None
+            # Warm only with no episode on this worker: then warming holds up no agent.
+            idle_after = 0.0 if self.warm_pool.has_idle_work and not self._leased else None
             try:
                 item = self._jobs.get(timeout=idle_after)
             except queue.Empty:
