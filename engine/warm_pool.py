@@ -199,6 +199,10 @@ class WarmPool:
             logger.info("worker %d closed a used context instead of reusing it: %s", self._worker_index, refused)
             close_quietly(lease.context)
             return
+        except Exception:  # noqa: BLE001 - nobody awaits this job: never leave the context open
+            logger.exception("worker %d could not reset a used context; closed it", self._worker_index)
+            close_quietly(lease.context)
+            return
         self._spares.append(Spare(lease.context, page, lease.guard, next_url, lease.episodes, time.monotonic()))
 
     def note_taken(self, preload_url: str | None, viewport: dict[str, int] | None) -> None:
