@@ -403,6 +403,8 @@ class ContextFacts:
     pages: list[str]
     cookies: list[str]
     history_entries: list[str]
+    service_workers: list[str]
+    """Running service workers: one lives on after its pages, as long as its events keep it busy."""
 
 
 def context_facts(server: ReuseServer, episode_id: str) -> ContextFacts:
@@ -420,6 +422,7 @@ def context_facts(server: ReuseServer, episode_id: str) -> ContextFacts:
             pages=[tab.url for tab in context.pages],
             cookies=[cookie["name"] for cookie in context.cookies()],
             history_entries=[entry["url"] for entry in history["entries"]],
+            service_workers=[worker.url for worker in context.service_workers],
         )
 
     return server.on_worker(read)
@@ -457,6 +460,8 @@ def assert_nothing_of_a(server: ReuseServer, episode_b: str, first: PageReport, 
         problems.append(f"B's context has the tabs {facts.pages}")
     if facts.cookies:
         problems.append(f"B's context has the cookies {facts.cookies}")
+    if facts.service_workers:
+        problems.append(f"B's context runs the service workers {facts.service_workers}")
     if facts.history_entries not in ([traces_url], ["about:blank", traces_url]) or (
             len(facts.history_entries) != int(first.history_length)):
         problems.append(f"B's tab has the history entries {facts.history_entries}")
@@ -482,6 +487,8 @@ def test_traces_are_found_when_they_are_there(server: ReuseServer) -> None:
 
     start, left, reloaded = play(run())
     try:
+        if "service-worker" in left.left:  # the server sees it too, while it runs
+            assert context_facts(server, episode["episode_id"]).service_workers, left.left
         expected = {name for name in left.left if name not in NOT_SEEN_ON_RELOAD and not name.endswith("-refused")}
         assert expected - set(reloaded.found) == set(), f"left {left.left}, found {reloaded.found}"
         assert "sb_late" in reloaded.found["local-storage"] and "sb_late" in reloaded.found["cookie"], reloaded.found
