@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import playwright.sync_api as pw
@@ -28,6 +29,7 @@ from engine.agent_view.observation import Observation
 from engine.agent_view.port import EpisodeOverError
 from engine.browser_session import BrowserSession
 from engine.config import EngineConfig
+from engine.observation import PageSnapshot
 from engine.oracle_desk import Oracle, OracleAnswer, OracleDesk, OracleUnavailableError
 from engine.recorder import MediaRecorder, Recording
 from engine.records import ClosedBy, EpisodeLimits, EpisodeState, EpisodeStatus, ErrorKind, FailureReason, StepRecord
@@ -242,8 +244,9 @@ class Episode:
             error, error_kind = self._act(tool, arguments)
             action_ms = (time.perf_counter() - started) * 1000
             validate_started = time.perf_counter()
-            verdict = self._validate()
-            validate_ms = (time.perf_counter() - validate_started) * 1000
+            verdict, page_read = self._validate()
+            read_ms = page_read.ms if page_read is not None else 0.0
+            validate_ms = (time.perf_counter() - validate_started) * 1000 - read_ms
         except BrowserGoneError as gone:
             self._fault(gone.__cause__ or gone)  # the fault's own record is the terminal step
             return self._closed_observation(), self._record_fault(tool, arguments, started_at, started)
@@ -262,12 +265,12 @@ class Episode:
 
         observed = time.perf_counter()
         try:
-            observation = self._observe(error=error)
+            observation = self._observe(error=error, page=page_read.snapshot if page_read is not None else None)
         except pw.Error as browser_error:
             if self._fault(browser_error):
                 record = terminal(record, FailureReason.BROWSER_ERROR)
             observation = self._closed_observation()
-        observation_ms = (time.perf_counter() - observed) * 1000
+        observation_ms = (time.perf_counter() - observed) * 1000 + read_ms
         self._record_media(record.index, observation.to_text())
         record = with_blocked(record, self.browser.take_blocked(), observation_ms=observation_ms)
         self._records.append(record)  # complete: nothing changes it from here on
@@ -332,16 +335,40 @@ class Episode:
             return f"Could not {tool.replace('_', ' ')}: {playwright_message(browser_error)}", "page"
         return None, None
 
-    def _validate(self) -> Verdict:
-        """The task's verdict on the page the action left. BrowserGoneError if the browser went away."""
+    def _validate(self) -> tuple[Verdict, PageRead | None]:
+        """The task's verdict on the page the action left, and the read of that page if the
+        verdict was made from it. BrowserGoneError if the browser went away."""
         assert self._task is not None
         try:
-            self.browser.settle()
-            return self._task.validate(self.browser.active_page())
+            page_read = self._read_probed()
+            if page_read is None:
+                self.browser.settle()
+            page = self.browser.active_page()
+            if page_read is None or page_read.snapshot.probed is None:
+                return self._task.validate(page), page_read
+            return _judged_on(self._task, page, page_read.snapshot.probed), page_read
         except pw.Error as browser_error:
             if self.browser.browser_gone():
                 raise BrowserGoneError() from browser_error
-            return Verdict(error=playwright_message(browser_error))
+            return Verdict(error=playwright_message(browser_error)), None
+
+    def _read_probed(self) -> PageRead | None:
+        """For a task with a validation probe: the page settled and read (the read the step's
+        observation needs anyway), with the probe run in the same page call, so the verdict is
+        made from what it returned, a page call fewer. None for other tasks (the page is settled,
+        they are judged, then the page is read, as they always were), or if the read failed
+        (the page settled; the task then reads it itself, and the observation reads it again)."""
+        assert self._task is not None
+        probe = _validation_probe(self._task)
+        if probe is None:
+            return None
+        started = time.perf_counter()
+        try:
+            snapshot = self.browser.settle_and_read(probe)
+        except pw.Error:
+            self.browser.settle()
+            return None
+        return PageRead(snapshot, (time.perf_counter() - started) * 1000)
 
     def _run(self, action: Action) -> None:
         if isinstance(action, SendMessage):
@@ -387,8 +414,10 @@ class Episode:
         self._recorder.record(index, observation_text, self.browser.screenshot if screenshot else None,
                               browser_failed)
 
-    def _observe(self, error: str | None) -> Observation:
-        page = self.browser.read()
+    def _observe(self, error: str | None, page: PageSnapshot | None = None) -> Observation:
+        """The observation of `page` (a read of the active page made in this step), or of a new read."""
+        if page is None:
+            page = self.browser.read()
         return observation_of(
             page, self.browser.tabs(page.title), goal=self.goal, error=error, step_index=self.step_index,
             max_steps=self.limits.max_steps, over=not self.running, max_chars=self.config.max_observation_chars,
@@ -401,6 +430,35 @@ class Episode:
         if self._task is None or not self.browser.is_open:
             return None
         return self._task.progress(self.browser.active_page)
+
+
+@dataclass(frozen=True)
+class PageRead:
+    """A read of the active page made while the step was judged, and how long it took."""
+
+    snapshot: PageSnapshot
+    ms: float
+
+
+def _validation_probe(task: TaskSession) -> str | None:
+    """The page function a task offers to have run with the page read (`validation_probe`), if it
+    also judges from its result (`validate_probed`); MiniWoB's tasks do (`tasks.miniwob`)."""
+    probe = getattr(task.task, "validation_probe", None)
+    if isinstance(probe, str) and callable(getattr(task.task, "validate_probed", None)):
+        return probe
+    return None
+
+
+def _judged_on(task: TaskSession, page: pw.Page, probed: Any) -> Verdict:
+    """The task's verdict from its probe's result, with `TaskSession.validate`'s handling of errors:
+    a Playwright error is raised, any other error of the task's code is the verdict's `error`."""
+    try:
+        reward, done, message, info = task.task.validate_probed(page, task.chat_messages, probed)
+    except pw.Error:
+        raise
+    except Exception as task_error:  # noqa: BLE001 - a task bug ends the episode cleanly
+        return Verdict(error=f"{type(task_error).__name__}: {task_error}")
+    return Verdict(reward=reward, done=done, message=message, info=info)
 
 
 __all__ = ["Episode", "EpisodeClosedError", "Oracle", "OracleUnavailableError"]

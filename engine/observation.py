@@ -11,6 +11,7 @@ the page before their values leave it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -63,6 +64,7 @@ class PageSnapshot:
     next_bid: int
     bid_index: BidIndex | None = None
     secret_ids: set[str] = field(default_factory=set)
+    probed: Any = None  # what the task's probe returned, read before marking; None if not asked or it threw
 
 
 def snapshot_page(
@@ -73,20 +75,24 @@ def snapshot_page(
     first_bid: int = 0,
     bid_index: BidIndex | None = None,
     read_while_loading: bool = False,
+    probe: str | None = None,
 ) -> PageSnapshot | None:
     """Mark and describe the page, then render its accessibility tree.
 
     `first_bid` is where a document seen for the first time starts numbering;
     `bid_index` is the index the previous snapshot of this page returned. None
     means the document is still loading (and `read_while_loading` was not set).
+    `probe` is a page function (a task's validation probe) run in the same call,
+    before the page is marked.
     """
     marked: dict[str, Any] = page.evaluate(
-        _MARK_SCRIPT,
+        _mark_script(probe),
         [BID_ATTRIBUTE, max_elements, list(ATTRIBUTE_ALLOW_LIST), secret_selector or "", first_bid,
          read_while_loading],
     )
     if marked.get("loading"):
         return None
+    probed = marked.get("probed")
     secret_ids = {raw["id"] for raw in marked["elements"] if raw.pop("secret")} | set(marked.get("secretIds", []))
     elements = [Element.model_validate(raw) for raw in marked["elements"]]
     next_bid = int(marked.get("nextBid") or first_bid)
@@ -105,6 +111,25 @@ def snapshot_page(
         next_bid=next_bid,
         bid_index=bid_index,
         secret_ids=secret_ids,
+        probed=probed["value"] if isinstance(probed, dict) else None,
+    )
+
+
+@cache
+def _mark_script(probe: str | None) -> str:
+    """The marking script, preceded by `probe` when there is one: a task's probe and the page read
+    then cost one page call. The probe runs first (nothing is marked yet), and its failure is
+    kept from the read: the task then reads the page the ordinary way, and sees the error itself."""
+    if probe is None:
+        return _MARK_SCRIPT
+    return (
+        "(args) => {\n"
+        "    let probed = null;\n"
+        f"    try {{ probed = {{value: ({probe})()}}; }} catch (error) {{ probed = null; }}\n"
+        f"    const marked = ({_MARK_SCRIPT.strip()})(args);\n"
+        "    marked.probed = probed;\n"
+        "    return marked;\n"
+        "}"
     )
 
 

@@ -19,6 +19,13 @@ SETUP_SCRIPT = Path(__file__).with_name("miniwob_setup.js")
 SCALE_FACTOR = 1.5
 
 
+# The globals BrowserGym's `_get_info` reads after every action, as one page function.
+INFO_PROBE = (
+    "() => [WOB_REWARD_GLOBAL, WOB_RAW_REWARD_GLOBAL, WOB_REWARD_REASON, WOB_DONE_GLOBAL, WOB_EPISODE_ID, "
+    "WOB_TASK_READY]"
+)
+
+
 @cache
 def _setup_script() -> str:
     return SETUP_SCRIPT.read_text(encoding="utf-8")
@@ -40,6 +47,27 @@ class OneCallSetup:
     episode_max_time: int
     page: pw.Page
 
+    # What the engine evaluates, with its read of the page, for `validate_probed` (a page call
+    # fewer per step than BrowserGym's `validate`, which reads these globals on its own).
+    validation_probe = INFO_PROBE
+    _probed: list[Any] | None = None
+
+    def validate_probed(
+        self, page: pw.Page, chat_messages: list[Any], probed: list[Any]
+    ) -> tuple[float, bool, str, dict[str, Any]]:
+        """BrowserGym's `validate`, with the globals it reads already read (`probed`, the result of
+        `validation_probe` on the same page, just before). Its own checks of the page stay."""
+        self._probed = probed
+        try:
+            return self.validate(page, chat_messages)  # type: ignore[attr-defined, no-any-return]
+        finally:
+            self._probed = None
+
+    def _get_info(self) -> dict[str, Any]:
+        if self._probed is None:
+            return super()._get_info()  # type: ignore[misc, no-any-return]
+        return _info(self._probed)
+
     def setup(self, page: pw.Page) -> tuple[str, dict[str, Any]]:
         self.page = page
         if page.url == self.url:
@@ -58,16 +86,20 @@ class OneCallSetup:
         if not started["ready"]:
             page.wait_for_function("() => WOB_TASK_READY", polling=10)
             return self._get_goal(), self._get_info()  # type: ignore[attr-defined]
-        reward, raw_reward, reason, done, episode_id, ready = started["info"]
-        info = {
-            "REWARD_GLOBAL": reward,
-            "RAW_REWARD_GLOBAL": raw_reward,
-            "REWARD_REASON": reason,
-            "DONE_GLOBAL": done,
-            "EPISODE_ID": episode_id,
-            "TASK_READY": ready,
-        }
-        return started["goal"], info
+        return started["goal"], _info(started["info"])
+
+
+def _info(globals_read: list[Any]) -> dict[str, Any]:
+    """The task's globals, in the order `INFO_PROBE` reads them, as BrowserGym's `_get_info` names them."""
+    reward, raw_reward, reason, done, episode_id, ready = globals_read
+    return {
+        "REWARD_GLOBAL": reward,
+        "RAW_REWARD_GLOBAL": raw_reward,
+        "REWARD_REASON": reason,
+        "DONE_GLOBAL": done,
+        "EPISODE_ID": episode_id,
+        "TASK_READY": ready,
+    }
 
 
 @cache
