@@ -11,20 +11,24 @@ they allow only the asset server's origin, and they keep their locale, time zone
 viewport. What a page can leave behind, and how each is cleared:
 
 - tabs: every tab but the episode's first is closed;
-- per-tab state (`sessionStorage`, `window.name`): cleared in the old document, which
-  is then navigated away from;
-- cookies and permissions: the context's own calls;
+- per-tab state (`sessionStorage`, `window.name`, the history entry's state): cleared in
+  the old document, which is then navigated away from;
+- cookies and granted permissions: the context's own calls;
 - the origin's storage (localStorage, IndexedDB, Cache API, service workers, file
-  systems, ...): CDP `Storage.clearDataForOrigin` with every type;
+  systems, ...): CDP `Storage.clearDataForOrigin` with every type; the context's HTTP
+  cache: `Network.clearBrowserCache` (a page could read what the last one fetched);
 - history: `Page.resetNavigationHistory` once the next page has committed, so
   `history.length` is 1 and `go_back` leads nowhere;
 - focus, scroll position, timers, the old document's scripts: gone with the document
   (Playwright runs Chromium without the back-forward cache).
 
-The reset is then verified from the new document, and from the browser for cookies a
-script cannot see. A page that wrote again while it was being unloaded fails the
-check; its context is closed instead of reused, so a failed reset costs speed, never
-isolation.
+The reset is then verified from the new document (storage of every kind, history and
+its state, `window.name`, no permission left denied: Chromium keeps a refused prompt
+however permissions are cleared, and brings it back even over an override) and from
+the browser (cookies a script cannot see; no target in the context but the tab,
+so no worker of the last page still runs and writes). A page that wrote again while
+it was being unloaded, or left a worker running, fails the check; its context is
+closed instead of reused, so a failed reset costs speed, never isolation.
 """
 
 from __future__ import annotations
@@ -38,24 +42,50 @@ from engine.egress import origin_of
 # A context is closed after this many episodes: a long-lived renderer's memory stays bounded.
 MAX_EPISODES_PER_CONTEXT = 50
 
-_FORGET_TAB_SCRIPT = "() => { try { sessionStorage.clear(); } catch (e) {} window.name = ''; }"
+_FORGET_TAB_SCRIPT = """() => {
+  try { sessionStorage.clear(); } catch (e) {}
+  window.name = '';
+  try { history.replaceState(null, ''); } catch (e) {}
+}"""
+
+# Permissions a page can ask for; a fresh context shows none of them denied.
+_PERMISSIONS = (
+    "geolocation", "notifications", "camera", "microphone", "midi", "clipboard-read", "persistent-storage",
+    "push", "local-fonts", "idle-detection", "window-management",
+)
 
 # Everything a page could have left behind that a script of the new document can see.
-_TRACES_SCRIPT = """async () => {
-  const [databases, caches_, workers] = await Promise.all([
+_TRACES_SCRIPT = """async (permissionNames) => {
+  const count = async (iterable) => { let n = 0; for await (const _ of iterable) n += 1; return n; };
+  const denied = async () => {
+    const names = [];
+    for (const name of permissionNames) {
+      try {
+        if ((await navigator.permissions.query({name, userVisibleOnly: true})).state === 'denied') names.push(name);
+      } catch (e) {}
+    }
+    return names.join(',');
+  };
+  const [databases, caches_, workers, files, buckets, deniedNames] = await Promise.all([
     indexedDB.databases ? indexedDB.databases() : Promise.resolve([]),
     self.caches ? caches.keys() : Promise.resolve([]),
     navigator.serviceWorker ? navigator.serviceWorker.getRegistrations() : Promise.resolve([]),
+    navigator.storage && navigator.storage.getDirectory
+      ? navigator.storage.getDirectory().then((root) => count(root.keys())) : Promise.resolve(0),
+    navigator.storageBuckets ? navigator.storageBuckets.keys() : Promise.resolve([]),
+    denied(),
   ]);
   return {
-    history: history.length, name: window.name, session: sessionStorage.length,
-    local: localStorage.length, cookie: document.cookie, databases: databases.length,
-    caches: caches_.length, workers: workers.length,
+    history: history.length, state: history.state === null, name: window.name,
+    session: sessionStorage.length, local: localStorage.length, cookie: document.cookie,
+    databases: databases.length, caches: caches_.length, workers: workers.length, files,
+    buckets: buckets.length, denied: deniedNames,
   };
 }"""
 
 _CLEAN_TRACES: dict[str, Any] = {
-    "history": 1, "name": "", "session": 0, "local": 0, "cookie": "", "databases": 0, "caches": 0, "workers": 0,
+    "history": 1, "state": True, "name": "", "session": 0, "local": 0, "cookie": "", "databases": 0, "caches": 0,
+    "workers": 0, "files": 0, "buckets": 0, "denied": "",
 }
 
 
@@ -63,9 +93,15 @@ class ResetRefusedError(Exception):
     """The context could not be shown to be clean; it must be closed, not reused."""
 
 
-def reset_context(context: pw.BrowserContext, page: pw.Page, origin: str, next_url: str, timeout_ms: float) -> pw.Page:
+def reset_context(
+    context: pw.BrowserContext, page: pw.Page, origin: str, next_url: str, timeout_ms: float,
+    browser_session: pw.CDPSession,
+) -> pw.Page:
     """Clear everything the last episode left in `context` and start loading `next_url` in its
-    first tab; that tab, verified clean. ResetRefusedError if it is not."""
+    first tab; that tab, verified clean. ResetRefusedError if it is not.
+
+    `browser_session` is a browser-level CDP session, which lists every target of the context.
+    """
     tab = _only_tab(context, page)
     if origin_of(tab.url) == origin:
         tab.evaluate(_FORGET_TAB_SCRIPT)
@@ -74,13 +110,15 @@ def reset_context(context: pw.BrowserContext, page: pw.Page, origin: str, next_u
     session = context.new_cdp_session(tab)
     try:
         session.send("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+        session.send("Network.clearBrowserCache")
         # Only until the document commits: the page loads in Chromium while the worker serves
         # other jobs; the task's setup waits for "load".
         tab.goto(next_url, wait_until="commit", timeout=timeout_ms)
         session.send("Page.resetNavigationHistory")
+        context_id: str = session.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
     finally:
         session.detach()
-    _verify(context, tab)
+    _verify(context, tab, context_id, browser_session)
     return tab
 
 
@@ -95,15 +133,19 @@ def _only_tab(context: pw.BrowserContext, page: pw.Page) -> pw.Page:
     return page
 
 
-def _verify(context: pw.BrowserContext, tab: pw.Page) -> None:
-    traces: dict[str, Any] = tab.evaluate(_TRACES_SCRIPT)
+def _verify(context: pw.BrowserContext, tab: pw.Page, context_id: str, browser_session: pw.CDPSession) -> None:
+    traces: dict[str, Any] = tab.evaluate(_TRACES_SCRIPT, list(_PERMISSIONS))
     left = {name: value for name, value in traces.items() if _CLEAN_TRACES.get(name) != value}
     if left:
         raise ResetRefusedError(f"the page left traces behind: {left}")
     if context.cookies():
         raise ResetRefusedError("cookies survived the reset")
-    if len(context.pages) != 1:
-        raise ResetRefusedError("a tab was opened during the reset")
+    targets = browser_session.send("Target.getTargets")["targetInfos"]
+    others = [target["type"] for target in targets
+              if target.get("browserContextId") == context_id and target["type"] != "page"]
+    pages = [target for target in targets if target.get("browserContextId") == context_id and target["type"] == "page"]
+    if others or len(pages) != 1 or len(context.pages) != 1:
+        raise ResetRefusedError(f"the context still runs more than its tab: {others or len(pages)}")
 
 
 __all__ = ["MAX_EPISODES_PER_CONTEXT", "ResetRefusedError", "reset_context"]

@@ -273,6 +273,13 @@ class EgressProxy:
         if parts.scheme != "http" or not parts.hostname:
             writer.write(_response("400 Bad Request", close=True))
             return False
+        if head.header("service-worker") == "script":
+            # A service worker outlives its page and the episode: Playwright's block of
+            # `navigator.serviceWorker.register` can be bypassed by a page, so its script is
+            # never served, whatever the origin.
+            gate.judge.refused(head.target, "request")
+            writer.write(NETWORK_ERROR)
+            return False
         if not gate.judge.allows(head.target):
             navigation = _is_navigation(head)
             gate.judge.refused(head.target, _kind(head, navigation))

@@ -111,7 +111,12 @@ def _blocked_while_warming(url: str, kind: str, page: pw.Page | None) -> None:
 class WarmPool:
     """One worker's warm contexts, sized by its recent bursts of resets."""
 
-    def __init__(self, worker_index: int, config: EngineConfig, asset_origin: str, open_context: ContextOpener) -> None:
+    def __init__(
+        self, worker_index: int, config: EngineConfig, asset_origin: str, open_context: ContextOpener,
+        browser_session: Callable[[], pw.CDPSession],
+    ) -> None:
+        """`browser_session` gives the worker's browser-level CDP session (see `context_reset`)."""
+        self._browser_session = browser_session
         self._worker_index = worker_index
         self._config = config
         self._asset_origin = asset_origin
@@ -194,7 +199,7 @@ class WarmPool:
         lease.guard.rebind(_blocked_while_warming)
         try:
             page = reset_context(lease.context, lease.page, self._asset_origin, next_url,
-                                 self._config.setup_timeout_s * 1000)
+                                 self._config.setup_timeout_s * 1000, self._browser_session())
         except (pw.Error, ResetRefusedError) as refused:
             logger.info("worker %d closed a used context instead of reusing it: %s", self._worker_index, refused)
             close_quietly(lease.context)

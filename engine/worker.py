@@ -77,7 +77,8 @@ class BrowserWorker:
         self.proxy = EgressProxy(f"egress-proxy-{index}", asset_origin, mounts.resolve if mounts else None)
         # Chromium's launch-level proxy: allows nothing; contexts override it with their own gate.
         self._deny_gate = self.proxy.open_gate(EgressGuard([], _refused_outside_contexts))
-        self.warm_pool = WarmPool(index, config, asset_origin, self._new_context)
+        self._browser_cdp: pw.CDPSession | None = None  # of the current Chromium (worker thread only)
+        self.warm_pool = WarmPool(index, config, asset_origin, self._new_context, self.browser_session)
 
     # -- any thread -----------------------------------------------------------------
 
@@ -126,6 +127,13 @@ class BrowserWorker:
             self._launch()
         assert self._browser is not None
         return self._browser
+
+    def browser_session(self) -> pw.CDPSession:
+        """A browser-level CDP session of the live Chromium, opened once per launch."""
+        browser = self.browser
+        if self._browser_cdp is None:
+            self._browser_cdp = browser.new_browser_cdp_session()
+        return self._browser_cdp
 
     def browser_pid(self) -> int | None:
         """Chromium's browser process id (for fault injection and accounting)."""
@@ -219,6 +227,7 @@ class BrowserWorker:
                 self._browser.close()
             except pw.Error:
                 pass
+        self._browser_cdp = None
         self._browser = self._playwright.chromium.launch(
             **launch_options(self.config, self._executable, self._deny_gate.proxy_server))
         self.launches += 1

@@ -21,9 +21,12 @@ have written. Two more trials fight the reset: A's tab, unload handlers and work
 writing while it runs, or A's workers alone keep writing files; whatever the reset makes of it
 (reuse or close), B sees nothing.
 
-The clipboard belongs to the browser, not to a context, so it is tried apart: what A copies,
-B must not paste. The control test shows the traces are found when they are there: within one
-episode, the same page loaded again in the same tab finds every one it left.
+A refused permission cannot be cleared from a context (Chromium keeps it), so the recycling
+trial leaves every trace but that one, and another trial shows such a context is closed, not
+handed on. The clipboard belongs to the browser, not to a context, so it is tried apart: what
+A copies, B must not paste (a known limit, kept as a strict expected failure). The control
+test shows the traces are found when they are there: within one episode, the same page
+loaded again in the same tab finds every one it left.
 """
 
 from __future__ import annotations
@@ -340,7 +343,8 @@ class EpisodeA:
     left: PageReport
 
 
-async def leave_every_trace(agent: Agent, keep_writing: str | None) -> tuple[PageReport, PageReport]:
+async def leave_every_trace(agent: Agent, keep_writing: str | None,
+                            leave: str = "leave") -> tuple[PageReport, PageReport]:
     """Episode A's play: two same-origin navigations (back to the task's own URL), the button
     that leaves every trace (its extra tab takes the focus, so back to the first tab), then the
     button `keep_writing` if given, text typed into the input (which keeps the focus) and a scroll
@@ -351,7 +355,7 @@ async def leave_every_trace(agent: Agent, keep_writing: str | None) -> tuple[Pag
     await observe_until(agent, "checked", "the hop page never finished looking", "?hop=1")
     await agent.act("click", {"id": agent.id_of("hop")})
     await observe_until(agent, "checked", "the page after the hop back never finished looking", TRACES_PAGE)
-    await agent.act("click", {"id": agent.id_of("leave")})
+    await agent.act("click", {"id": agent.id_of(leave)})
     left = await back_on_the_first_tab_until(agent, "left")
     if keep_writing is not None:
         await agent.act("click", {"id": agent.id_of(keep_writing)})
@@ -366,12 +370,15 @@ async def leave_every_trace(agent: Agent, keep_writing: str | None) -> tuple[Pag
     return start, after
 
 
-def play_episode_a(server: ReuseServer, task_id: str, keep_writing: str | None = None) -> EpisodeA:
+def play_episode_a(server: ReuseServer, task_id: str, keep_writing: str | None = None,
+                   leave: str = "leave") -> EpisodeA:
+    """`leave` is the button that leaves the traces: "leave" (every one) or
+    "leave-but-permission" (every one but a refused permission, which no reset can clear)."""
     episode = server.control.create(task_id, seed=1)
 
     async def run() -> tuple[PageReport, PageReport]:
         async with connect(server.live.mcp_url, episode["agent_token"]) as agent:
-            return await leave_every_trace(agent, keep_writing)
+            return await leave_every_trace(agent, keep_writing, leave)
 
     start, left = play(run())
     return EpisodeA(episode["episode_id"], server.context_of(episode["episode_id"]), start, left)
@@ -487,8 +494,12 @@ def test_traces_are_found_when_they_are_there(server: ReuseServer) -> None:
 
     start, left, reloaded = play(run())
     try:
-        if "service-worker" in left.left:  # the server sees it too, while it runs
-            assert context_facts(server, episode["episode_id"]).service_workers, left.left
+        # Neither through Playwright's block nor past it (the prototype's method) does a service
+        # worker start: the proxy refuses its script, and the refusal is on A's record.
+        assert "service-worker" not in left.left, left.left
+        assert not context_facts(server, episode["episode_id"]).service_workers
+        refused = [b["url"] for b in server.control.blocked(episode["episode_id"]) if b["kind"] == "request"]
+        assert any(url.endswith("/traces-sw.js") for url in refused), refused
         expected = {name for name in left.left if name not in NOT_SEEN_ON_RELOAD and not name.endswith("-refused")}
         assert expected - set(reloaded.found) == set(), f"left {left.left}, found {reloaded.found}"
         assert "sb_late" in reloaded.found["local-storage"] and "sb_late" in reloaded.found["cookie"], reloaded.found
@@ -543,10 +554,10 @@ def test_a_warm_spare_sent_back_to_blank_shows_nothing_of_the_page_it_preloaded(
 
 def test_a_recycled_context_shows_nothing_of_the_episode_that_used_it(server: ReuseServer) -> None:
     """Path (c): A, on a task whose only origin is the asset server, leaves every trace in its
-    context and is closed while the pool has room (as in a trainer's tight loop, where no spare
-    was warmed meanwhile); its context is reset, and B, created right after on the same task and
-    worker, gets that very context back."""
-    a = play_episode_a(server, TRACES_TASK)
+    context (but a refused permission, tried below) and is closed while the pool has room (as in
+    a trainer's tight loop, where no spare was warmed meanwhile); its context is reset, and B,
+    created right after on the same worker, gets that very context back."""
+    a = play_episode_a(server, TRACES_TASK, leave="leave-but-permission")
     drop_spares(server)  # a spare warmed while A ran would leave the pool no room for A's context
     server.control.close(a.episode_id)
 
@@ -555,6 +566,25 @@ def test_a_recycled_context_shows_nothing_of_the_episode_that_used_it(server: Re
         assert server.context_of(episode_b["episode_id"]) is a.context, (
             "episode B did not get episode A's recycled context "
             f"(A's context is {'still open' if is_open(server, a.context) else 'closed'})")
+        first, again = play_episode_b(server, episode_b)
+        assert_nothing_of_a(server, episode_b["episode_id"], first, again, a)
+    finally:
+        server.control.close(episode_b["episode_id"])
+
+
+def test_a_context_with_a_refused_permission_is_closed_not_recycled(server: ReuseServer) -> None:
+    """Path (c) with every trace, a refused permission included: Chromium keeps a refused
+    prompt in the context however permissions are cleared, so the reset must close the context
+    rather than hand it on, and B, in another context, sees nothing of A."""
+    a = play_episode_a(server, TRACES_TASK)
+    assert "permission" in a.left.left, a.left.left
+    drop_spares(server)
+    server.control.close(a.episode_id)
+
+    episode_b = server.control.create(TRACES_TASK, seed=2)
+    try:
+        assert server.context_of(episode_b["episode_id"]) is not a.context
+        wait_for(lambda: not is_open(server, a.context), "episode A's context was neither reused nor closed")
         first, again = play_episode_b(server, episode_b)
         assert_nothing_of_a(server, episode_b["episode_id"], first, again, a)
     finally:
@@ -582,6 +612,10 @@ def test_a_page_that_keeps_writing_while_its_context_is_reset_leaves_nothing(ser
         server.control.close(episode_b["episode_id"])
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known limit (docs/security.md): the clipboard belongs to the Chromium a worker runs, so the "
+    "episodes of one worker share it, one after another and at once; MiniWoB's copy-paste tasks "
+    "need it, and clearing it between episodes would break a concurrent episode's copy"))
 def test_what_one_episode_copies_is_not_pasted_in_the_next(server: ReuseServer) -> None:
     """The clipboard belongs to the browser, not to a context: A writes to it (a click is all
     the permission a page needs) in a context of its own, closed with it; B, in another context
