@@ -33,4 +33,4 @@ clean:
 	rm -rf $(VENV)
 
 bench: setup
-	$(VENV)/bin/python -m bench.compare
+	$(VENV)/bin/python -m bench.loops

@@ -1,5 +1,11 @@
 """Benchmarks of safebrowse, run on the machine at hand.
 
+`python -m bench.loops` measures every loop shape a trainer runs, side by side with
+BrowserGym's `BrowserEnv` in one run: episodes back to back (create, act, close, create
+again at once), GRPO groups of 8 resets at once with a pause after each, and 1, 2 and 4
+agents acting in parallel with the CPU each action costs by process. It prints the
+targets the project holds itself to and whether this run met them.
+
 `python -m bench.compare` plays the same MiniWoB++ episodes (same tasks, same
 seeds, same scripted policy) through safebrowse's real doors (control API over
 HTTP to reset, MCP over streamable HTTP to act) and through BrowserGym's
