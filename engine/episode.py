@@ -212,8 +212,8 @@ class Episode:
         self._require_running()
         self.last_activity_at = time.time()
         try:
-            self.browser.settle()
-            observation = self._observe(error=self._records[-1].error if self._records else None)
+            page = self.browser.settle_and_read()
+            observation = self._observe(error=self._records[-1].error if self._records else None, page=page)
             image = self.browser.screenshot() if screenshot else None
         except pw.Error as error:
             if self._fault(error):
