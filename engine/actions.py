@@ -30,7 +30,7 @@ from engine.agent_view.actions import (
 
 BID_ATTRIBUTE = "bid"
 
-__all__ = ["BID_ATTRIBUTE", "ActionError", "execute", "locate", "locate_editable", "point_of"]
+__all__ = ["BID_ATTRIBUTE", "ActionError", "execute", "fill_field", "locate", "point_of"]
 
 
 class ActionError(Exception):
@@ -63,9 +63,9 @@ def execute(page: pw.Page, action: Action, timeout_ms: int) -> None:
             else:
                 page.mouse.click(x, y, button=button)
         case Fill(id=element_id, text=text):
-            locate_editable(page, element_id).fill(text, timeout=timeout_ms)
+            fill_field(page, element_id, text, timeout_ms)
         case Clear(id=element_id):
-            locate_editable(page, element_id).clear(timeout=timeout_ms)
+            fill_field(page, element_id, "", timeout_ms)
         case Press(key=key, id=None):
             page.keyboard.press(key)
         case Press(key=key, id=str() as element_id):
@@ -187,11 +187,15 @@ def _overshoot(distance: float, size: float) -> float:
     return (size / 4) * (1 if distance > 0 else -1)
 
 
-# A plain text field (an <input> or <textarea> of the document itself, enabled, writable,
-# under no aria-disabled, the only element with its id) is editable by Playwright's rules too:
-# one script pass says so, where counting the matches and asking Playwright's `is_editable`
-# cost two round trips. Anything else (labels, contenteditable, shadow roots, ARIA states,
-# duplicated ids) is left to Playwright, as before.
+# Playwright's `fill` makes nine browser calls for one text field (find the element, describe
+# it, check it is visible, enabled and editable, select its text, type, then a barrier), where a
+# plain field needs two: one script pass that finds it, makes the same checks by Playwright's
+# rules and selects its text as Playwright does, then the same typing (`insertText`, or Delete
+# for an empty text). A plain field is an <input> of a typed kind, or a <textarea>, of the
+# document itself, the only element with its id, rendered and visible, enabled (no :disabled,
+# no aria-disabled above it) and writable. Anything else (labels, contenteditable, date and
+# number inputs, shadow roots, hidden or covered states Playwright would wait out, duplicated
+# ids) is left to Playwright's own `fill`, as before.
 _PLAIN_FIELD_SCRIPT = """
 ([attr, id]) => {
     const hits = [];
@@ -202,21 +206,41 @@ _PLAIN_FIELD_SCRIPT = """
     find(document);
     if (hits.length !== 1) return false;
     const el = hits[0];
-    return (el.tagName === "INPUT" || el.tagName === "TEXTAREA") && el.getRootNode() === document &&
-        !el.matches(":disabled") && !el.hasAttribute("readonly") && el.closest("[aria-disabled]") === null;
+    const typed = el.tagName === "TEXTAREA" || (el.tagName === "INPUT" &&
+        ["", "email", "password", "search", "tel", "text", "url"].includes(el.type.toLowerCase()));
+    if (!typed || el.getRootNode() !== document || el.matches(":disabled") || el.hasAttribute("readonly") ||
+        el.closest("[aria-disabled]") !== null) return false;
+    const style = window.getComputedStyle(el);
+    if (style.display === "contents" || style.visibility !== "visible") return false;
+    if (!el.checkVisibility({checkOpacity: false, checkVisibilityCSS: false})) return false;
+    const rect = el.getBoundingClientRect();
+    if (!(rect.width > 0 && rect.height > 0)) return false;
+    if (el.tagName === "INPUT") {
+        el.select();
+    } else {
+        el.selectionStart = 0;
+        el.selectionEnd = el.value.length;
+    }
+    el.focus();
+    return true;
 }
 """
 
 
-def locate_editable(page: pw.Page, element_id: str) -> pw.Locator:
-    """The text field with this id on the active page, or an ActionError (missing, or not editable)."""
+def fill_field(page: pw.Page, element_id: str, text: str, timeout_ms: int) -> None:
+    """Replace the text of the field with this id, as Playwright's `fill` does; an ActionError if
+    it is missing or not editable. An empty `text` clears it (Playwright's `clear`)."""
     if not re.match(ELEMENT_ID_PATTERN, element_id):
         raise ActionError(f"'{element_id}' is not an element id")
     if page.evaluate(_PLAIN_FIELD_SCRIPT, [BID_ATTRIBUTE, element_id]) is True:
-        return page.locator(f'[{BID_ATTRIBUTE}="{element_id}"]').first
+        if text:
+            page.keyboard.insert_text(text)
+        else:
+            page.keyboard.press("Delete")
+        return
     target = locate(page, element_id)
     _require_editable(target, element_id)
-    return target
+    target.fill(text, timeout=timeout_ms)
 
 
 def _require_editable(target: pw.Locator, element_id: str) -> None:
