@@ -96,7 +96,7 @@ def snapshot_page(
     secret_ids = {raw["id"] for raw in marked["elements"] if raw.pop("secret")} | set(marked.get("secretIds", []))
     elements = [Element.model_validate(raw) for raw in marked["elements"]]
     next_bid = int(marked.get("nextBid") or first_bid)
-    nodes: list[dict[str, Any]] = cdp.send("Accessibility.getFullAXTree", {})["nodes"]
+    nodes: list[dict[str, Any]] = _send(cdp, "Accessibility.getFullAXTree")["nodes"]
     state = str(marked.get("state", ""))
     if bid_index is None or not bid_index.covers(state, nodes):
         bid_index = BidIndex(state, _bids_by_backend_node(cdp))
@@ -133,6 +133,19 @@ def _mark_script(probe: str | None) -> str:
     )
 
 
+def _send(cdp: pw.CDPSession, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`cdp.send(method, params)`, as the JSON the browser answered.
+
+    The sync API's `send` walks every dict, list and value of a result (keeping a map of those
+    it has seen) to swap Playwright's own objects for their API wrappers; a CDP result holds
+    none. For the accessibility tree, read on every step, that walk cost more of the worker's
+    time than the rest of the call, so the result is taken as it came. The call is the same, and
+    so are its errors, but for their prefix ("CDPSession._sync: ...").
+    """
+    result: dict[str, Any] = cdp._sync(cdp._impl_obj.send(method=method, params=params or {}))
+    return result
+
+
 # Roles of form fields whose built-in shadow tree (the editor inside an <input>) shows up
 # in the accessibility tree but never in a DOM snapshot.
 _FIELD_ROLES = frozenset({"textbox", "searchbox", "combobox", "spinbutton", "slider"})
@@ -164,7 +177,7 @@ def _know_field_internals(bids: dict[int, str | None], nodes: list[dict[str, Any
 
 def _bids_by_backend_node(cdp: pw.CDPSession) -> dict[int, str | None]:
     """Every node of the snapshot (so unknown nodes can be told from unmarked ones), with its id."""
-    snapshot = cdp.send("DOMSnapshot.captureSnapshot", {"computedStyles": []})
+    snapshot = _send(cdp, "DOMSnapshot.captureSnapshot", {"computedStyles": []})
     strings: list[str] = snapshot["strings"]
     result: dict[int, str | None] = {}
     for index, document in enumerate(snapshot["documents"]):
