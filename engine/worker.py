@@ -194,7 +194,15 @@ class BrowserWorker:
         """
         self._leased -= 1
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._jobs.put((lambda worker: worker.warm_pool.recycle(lease), done))
+        self._jobs.put((lambda worker: worker._recycle(lease), done))
+
+    def _recycle(self, lease: LeasedContext) -> None:
+        """The job `give_back` queues: a stopping worker (its episodes closed one by one on
+        shutdown) closes the context rather than prepare it for nobody."""
+        if self._stopped:
+            close_quietly(lease.context)
+        else:
+            self.warm_pool.recycle(lease)
 
     def _new_context(
         self,
