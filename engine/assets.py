@@ -111,7 +111,8 @@ class AssetServer:
                 self._serve(send_body=False)
 
             def _serve(self, send_body: bool) -> None:
-                target = mounts.resolve(urlsplit(self.path).path)
+                url = urlsplit(self.path)
+                target = mounts.resolve(url.path)
                 if target is None:
                     self.send_error(HTTPStatus.NOT_FOUND)
                     return
@@ -120,7 +121,9 @@ class AssetServer:
                 self.send_response(HTTPStatus.OK)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "max-age=3600")
+                # As the egress proxy answers (`EgressProxy._serve_asset`): a URL with a query is
+                # never stored, as it could carry what an episode typed.
+                self.send_header("Cache-Control", "no-store" if url.query else "max-age=3600")
                 self.end_headers()
                 if send_body:
                     self.wfile.write(body)

@@ -15,14 +15,17 @@ viewport. What a page can leave behind, and how each is cleared:
   the old document, which is then navigated away from;
 - cookies and granted permissions: the context's own calls;
 - the origin's storage (localStorage, IndexedDB, Cache API, service workers, file
-  systems, ...): CDP `Storage.clearDataForOrigin` with every type; the context's HTTP
-  cache: `Network.clearBrowserCache` (a page could read what the last one fetched);
+  systems, ...): CDP `Storage.clearDataForOrigin` with every type; the HTTP cache holds
+  only the asset server's plain files, the same for every episode (the egress proxy
+  marks every answer to a URL with a query `no-store`, as it could carry what an
+  episode typed), and is kept so the next page loads from it;
 - history: `Page.resetNavigationHistory` once the next page has committed, so
   `history.length` is 1 and `go_back` leads nowhere;
 - focus, scroll position, timers, the old document's scripts: gone with the document
   (Playwright runs Chromium without the back-forward cache).
 
-The reset is then verified from the new document (storage of every kind, history and
+The reset is then verified (`verify_clean`: when the worker is next idle, or when an
+episode takes the context, whichever comes first) from the new document (storage of every kind, history and
 its state, `window.name`, no permission left denied: Chromium keeps a refused prompt
 however permissions are cleared, and brings it back even over an override) and from
 the browser (cookies a script cannot see; no target in the context but the tab,
@@ -93,14 +96,13 @@ class ResetRefusedError(Exception):
     """The context could not be shown to be clean; it must be closed, not reused."""
 
 
-def reset_context(
-    context: pw.BrowserContext, page: pw.Page, origin: str, next_url: str, timeout_ms: float,
-    browser_session: pw.CDPSession,
-) -> pw.Page:
+def reset_context(context: pw.BrowserContext, page: pw.Page, origin: str, next_url: str, timeout_ms: float) -> pw.Page:
     """Clear everything the last episode left in `context` and start loading `next_url` in its
-    first tab; that tab, verified clean. ResetRefusedError if it is not.
+    first tab; that tab, which must pass `verify_clean` before an episode is given it.
 
-    `browser_session` is a browser-level CDP session, which lists every target of the context.
+    The check is left to `verify_clean` because the new page's renderer is busy loading for a
+    while, and every call to it waits until then: run at once, it would hold the worker's
+    thread for the length of a page load.
     """
     tab = _only_tab(context, page)
     if origin_of(tab.url) == origin:
@@ -110,16 +112,27 @@ def reset_context(
     session = context.new_cdp_session(tab)
     try:
         session.send("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
-        session.send("Network.clearBrowserCache")
-        # Only until the document commits: the page loads in Chromium while the worker serves
-        # other jobs; the task's setup waits for "load".
-        tab.goto(next_url, wait_until="commit", timeout=timeout_ms)
+    finally:
+        session.detach()
+    # Only until the document commits: the page loads in Chromium while the worker serves
+    # other jobs; the task's setup waits for "load".
+    tab.goto(next_url, wait_until="commit", timeout=timeout_ms)
+    return tab
+
+
+def verify_clean(context: pw.BrowserContext, tab: pw.Page, browser_session: pw.CDPSession) -> None:
+    """Finish a reset and show it worked: the tab's history reset to its one page, nothing left
+    that the new document or the browser can see. ResetRefusedError if anything is.
+
+    `browser_session` is a browser-level CDP session, which lists every target of the context.
+    """
+    session = context.new_cdp_session(tab)
+    try:
         session.send("Page.resetNavigationHistory")
         context_id: str = session.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
     finally:
         session.detach()
     _verify(context, tab, context_id, browser_session)
-    return tab
 
 
 def _only_tab(context: pw.BrowserContext, page: pw.Page) -> pw.Page:
@@ -148,4 +161,4 @@ def _verify(context: pw.BrowserContext, tab: pw.Page, context_id: str, browser_s
         raise ResetRefusedError(f"the context still runs more than its tab: {others or len(pages)}")
 
 
-__all__ = ["MAX_EPISODES_PER_CONTEXT", "ResetRefusedError", "reset_context"]
+__all__ = ["MAX_EPISODES_PER_CONTEXT", "ResetRefusedError", "reset_context", "verify_clean"]

@@ -289,12 +289,18 @@ class EgressProxy:
             return False
         origin = f"http://{parts.netloc}"
         if self._assets is not None and origin == self._asset_origin and not head.has_body:
-            return await self._serve_asset(head, parts.path, writer)
+            return await self._serve_asset(head, parts.path, bool(parts.query), writer)
         await self._forward(head, parts.hostname, parts.port or 80, reader, writer)
         return False
 
-    async def _serve_asset(self, head: _Head, path: str, writer: asyncio.StreamWriter) -> bool:
-        """The asset server's answer, given here: no second hop, the connection kept alive."""
+    async def _serve_asset(self, head: _Head, path: str, has_query: bool, writer: asyncio.StreamWriter) -> bool:
+        """The asset server's answer, given here: no second hop, the connection kept alive.
+
+        Plain files are the same for every episode and stay in the HTTP cache, which a reused
+        context keeps (so its next page loads without refetching or recompiling its scripts).
+        A URL with a query can carry what an episode typed or chose: its answer is never
+        stored, so no later episode's page can find it there.
+        """
         assert self._assets is not None
         if head.method not in ("GET", "HEAD"):
             writer.write(_response("405 Method Not Allowed", close=False, extra="Allow: GET, HEAD\r\n"))
@@ -309,7 +315,7 @@ class EgressProxy:
         content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         answer = (
             f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-            f"Cache-Control: max-age=3600\r\nConnection: keep-alive\r\n\r\n".encode()
+            f"Cache-Control: {'no-store' if has_query else 'max-age=3600'}\r\nConnection: keep-alive\r\n\r\n".encode()
         )
         writer.write(answer + body if head.method == "GET" else answer)  # one write: one segment for small files
         await writer.drain()

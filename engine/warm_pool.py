@@ -31,7 +31,7 @@ import playwright.sync_api as pw
 from playwright.sync_api import ViewportSize
 
 from engine.config import EngineConfig
-from engine.context_reset import MAX_EPISODES_PER_CONTEXT, ResetRefusedError, reset_context
+from engine.context_reset import MAX_EPISODES_PER_CONTEXT, ResetRefusedError, reset_context, verify_clean
 from engine.egress import BlockedCallback, EgressGuard
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class Spare:
     url: str | None
     episodes: int = 0  # episodes the context has already served (0: opened as a spare)
     since: float = 0.0  # time.monotonic() when it became a spare: the oldest has loaded furthest
+    verified: bool = True  # False for a reset context until `verify_clean` has passed
 
     @property
     def usable(self) -> bool:
@@ -142,8 +143,9 @@ class WarmPool:
 
     @property
     def has_idle_work(self) -> bool:
-        """Whether an idle moment would change anything: a burst to note, or spares to add or free."""
-        return self._taken_since_idle > 0 or len(self._spares) != self.target
+        """Whether an idle moment would change anything: a burst to note, reset contexts to verify,
+        or spares to add or free."""
+        return self._taken_since_idle > 0 or self.has_unverified or len(self._spares) != self.target
 
     def publish(self) -> None:
         """Tell other threads which pages the warm contexts show, and since when (one assignment)."""
@@ -169,6 +171,8 @@ class WarmPool:
         """
         spare = self._take(preload_url, viewport)
         if spare is None:
+            return None
+        if not spare.verified and not self._verified(spare):
             return None
         try:
             if spare.url is not None and spare.url != preload_url:
@@ -199,7 +203,7 @@ class WarmPool:
         lease.guard.rebind(_blocked_while_warming)
         try:
             page = reset_context(lease.context, lease.page, self._asset_origin, next_url,
-                                 self._config.setup_timeout_s * 1000, self._browser_session())
+                                 self._config.setup_timeout_s * 1000)
         except (pw.Error, ResetRefusedError) as refused:
             logger.info("worker %d closed a used context instead of reusing it: %s", self._worker_index, refused)
             close_quietly(lease.context)
@@ -208,7 +212,36 @@ class WarmPool:
             logger.exception("worker %d could not reset a used context; closed it", self._worker_index)
             close_quietly(lease.context)
             return
-        self._spares.append(Spare(lease.context, page, lease.guard, next_url, lease.episodes, time.monotonic()))
+        self._spares.append(Spare(lease.context, page, lease.guard, next_url, lease.episodes, time.monotonic(),
+                                  verified=False))
+
+    def verify_pending(self, interrupted: Callable[[], bool]) -> None:
+        """Verify the reset contexts not yet verified, one at a time, until `interrupted()`; a
+        context that fails is closed. Cheap once their page has loaded (the worker is idle)."""
+        for spare in [spare for spare in self._spares if not spare.verified]:
+            if interrupted():
+                return
+            if not self._verified(spare):
+                self._spares.remove(spare)
+
+    @property
+    def has_unverified(self) -> bool:
+        return any(not spare.verified for spare in self._spares)
+
+    def _verified(self, spare: Spare) -> bool:
+        """Whether a reset context passed `verify_clean`; one that did not is closed."""
+        try:
+            verify_clean(spare.context, spare.page, self._browser_session())
+        except (pw.Error, ResetRefusedError) as refused:
+            logger.info("worker %d closed a used context instead of reusing it: %s", self._worker_index, refused)
+            close_quietly(spare.context)
+            return False
+        except Exception:  # noqa: BLE001 - a context that cannot be shown clean is not reused
+            logger.exception("worker %d could not verify a reset context; closed it", self._worker_index)
+            close_quietly(spare.context)
+            return False
+        spare.verified = True
+        return True
 
     def note_taken(self, preload_url: str | None, viewport: dict[str, int] | None) -> None:
         """An episode took a context (warm or not) to start on `preload_url`."""
@@ -236,11 +269,13 @@ class WarmPool:
         return chosen
 
     def on_idle(self, interrupted: Callable[[], bool]) -> None:
-        """The worker has no episode and no job: note the burst that just ended, then warm contexts
-        up to the target, one at a time, stopping as soon as `interrupted()` (a job arrived)."""
+        """The worker has no episode and no job: note the burst that just ended, verify the contexts
+        reset since, then warm contexts up to the target, one at a time, stopping as soon as
+        `interrupted()` (a job arrived)."""
         if self._taken_since_idle:
             self._recent_bursts.append(self._taken_since_idle)
             self._taken_since_idle = 0
+        self.verify_pending(interrupted)
         target = self.target
         while len(self._spares) > target:
             close_quietly(self._spares.pop(0).context)  # demand went down: free the oldest

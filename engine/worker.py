@@ -72,6 +72,7 @@ class BrowserWorker:
         self._browser: pw.Browser | None = None
         self._stopped = False
         self._leased = 0  # contexts handed to episodes and not given back (worker thread only)
+        self._busy = False  # running a job or warming (written by the worker thread only)
         mounts = mounts_at(asset_origin)
         # Every connection of this worker's Chromium goes through this proxy (engine.launch).
         self.proxy = EgressProxy(f"egress-proxy-{index}", asset_origin, mounts.resolve if mounts else None)
@@ -106,6 +107,12 @@ class BrowserWorker:
     def has_spare_at(self, url: str | None) -> bool:
         """Whether a warm context already showed `url` at the end of the last job or idle pass."""
         return url is not None and url in self.warm_pool.spare_urls
+
+    @property
+    def idle(self) -> bool:
+        """Whether the worker is neither running a job nor warming, with no job queued: a new
+        episode placed here starts at once (a worker resetting a closed episode's context is not)."""
+        return not self._busy and self._jobs.empty()
 
     def spare_ready_since(self, url: str | None) -> float:
         """Since when (time.monotonic()) a warm context has shown `url`; infinity if none does.
@@ -267,27 +274,36 @@ class BrowserWorker:
 
     def _loop(self) -> None:
         while True:
-            # Warm only with no episode on this worker: then warming holds up no agent.
-            idle_after = 0.0 if self.warm_pool.has_idle_work and not self._leased else None
+            # Verify reset contexts and warm new ones only with no episode on this worker: then
+            # it holds up no agent (an episode that takes an unverified context verifies it).
+            idle_work = not self._leased and self.warm_pool.has_idle_work
             try:
-                item = self._jobs.get(timeout=idle_after)
+                item = self._jobs.get(timeout=0.0 if idle_work else None)
             except queue.Empty:
-                self.warm_pool.on_idle(interrupted=lambda: not self._jobs.empty())
+                self._busy = True
+                self.warm_pool.on_idle(interrupted=self._job_waiting)
                 self.warm_pool.publish()
+                self._busy = False
                 continue
             if item is None:
                 return
             job, future = item
             if not future.set_running_or_notify_cancel():
                 continue
+            self._busy = True
             try:
                 result = job(self)
             except BaseException as error:  # noqa: BLE001 - the caller gets it
                 self.warm_pool.publish()
+                self._busy = False
                 future.set_exception(error)
             else:
                 self.warm_pool.publish()  # before the caller resumes: `pick` sees what this job left
+                self._busy = False
                 future.set_result(result)
+
+    def _job_waiting(self) -> bool:
+        return not self._jobs.empty()
 
     def _fail_pending(self) -> None:
         while True:
@@ -318,13 +334,15 @@ class WorkerPool:
 
     def pick(self, preload_url: str | None = None) -> BrowserWorker:
         """The worker for a new episode, with a slot reserved on it: fewest episodes first;
-        among equals, the one whose warm spare has shown the task's page the longest, then
-        one with any warm spare, then in turn."""
+        among equals, an idle one (not still resetting a context a closed episode gave back),
+        then the one whose warm spare has shown the task's page the longest, then one with any
+        warm spare, then in turn."""
         self._turn = (self._turn + 1) % len(self.workers)
         order = self.workers[self._turn:] + self.workers[: self._turn]
         worker = min(
             order,
-            key=lambda worker: (worker.episode_count, worker.spare_ready_since(preload_url), not worker.has_spare),
+            key=lambda worker: (worker.episode_count, not worker.idle, worker.spare_ready_since(preload_url),
+                                not worker.has_spare),
         )
         worker.episode_count += 1
         return worker
