@@ -31,6 +31,7 @@ Two things are patched, in this module only, and `docs/performance.md` says so:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -360,3 +361,16 @@ def _record_step_parts(result: EpisodeResult, info: dict[str, Any]) -> None:
     ):
         if start in info and stop in info:
             result.add_step_part(name, float(info[stop]) - float(info[start]))
+
+
+class _QuietOverrides(logging.Filter):
+    """BrowserEnv warns on every reset that a setting overrides the task's; once is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Overriding the task's")
+
+
+def quiet_browsergym_warnings() -> None:
+    """Keep BrowserEnv's per-reset warning about overridden task settings out of the output."""
+    logging.getLogger("browsergym.core.env").addFilter(_QuietOverrides())
+

@@ -35,7 +35,7 @@ from typing import NoReturn
 from tqdm import tqdm
 
 from bench import stats
-from bench.browsergym_side import VARIANTS, BrowserGymSide
+from bench.browsergym_side import VARIANTS, BrowserGymSide, quiet_browsergym_warnings
 from bench.episodes import MAX_STEPS, EpisodeResult
 from bench.live import LiveServer, start_server
 from bench.safebrowse_side import SIDE as SAFEBROWSE
@@ -329,17 +329,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class _QuietOverrides(logging.Filter):
-    """BrowserEnv warns on every reset that the tuned variant overrides slow_mo; once is enough."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Overriding the task's")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("browsergym.core.env").addFilter(_QuietOverrides())
+    quiet_browsergym_warnings()
     started = time.perf_counter()
     bench = Bench(args)
     try:

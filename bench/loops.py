@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import loops_back_to_back, loops_groups, loops_parallel
-from bench.browsergym_side import prepare_browsergym
+from bench.browsergym_side import prepare_browsergym, quiet_browsergym_warnings
 from bench.episodes import MAX_STEPS
 from bench.loops_targets import Target, targets_block
 from engine.assets import AssetServer, miniwob_html_dir
@@ -142,17 +142,10 @@ def _took(started: float) -> str:
     return f"   (this shape took {time.perf_counter() - started:.0f} s; load average {load_average()} after it)"
 
 
-class _QuietOverrides(logging.Filter):
-    """BrowserEnv may warn on every reset that a setting overrides the task's; once is enough."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Overriding the task's")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("browsergym.core.env").addFilter(_QuietOverrides())
+    quiet_browsergym_warnings()
     started = time.perf_counter()
     against = "against BrowserGym's BrowserEnv (as shipped)" if args.browsergym else "alone (--no-browsergym)"
     header = [f"safebrowse loops {against}: shapes {', '.join(args.shapes)}",

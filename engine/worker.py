@@ -334,15 +334,15 @@ class WorkerPool:
 
     def pick(self, preload_url: str | None = None) -> BrowserWorker:
         """The worker for a new episode, with a slot reserved on it: fewest episodes first;
-        among equals, an idle one (not still resetting a context a closed episode gave back),
-        then the one whose warm spare has shown the task's page the longest, then one with any
-        warm spare, then in turn."""
+        among equals, one whose warm spare shows the task's page, an idle one first (not still
+        resetting a context a closed episode gave back), the one whose spare has shown it the
+        longest first; then one with any warm spare; then in turn."""
         self._turn = (self._turn + 1) % len(self.workers)
         order = self.workers[self._turn:] + self.workers[: self._turn]
         worker = min(
             order,
-            key=lambda worker: (worker.episode_count, not worker.idle, worker.spare_ready_since(preload_url),
-                                not worker.has_spare),
+            key=lambda worker: (worker.episode_count, not worker.has_spare_at(preload_url), not worker.idle,
+                                worker.spare_ready_since(preload_url), not worker.has_spare),
         )
         worker.episode_count += 1
         return worker

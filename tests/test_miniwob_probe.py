@@ -13,13 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 from browsergym.miniwob import ALL_MINIWOB_TASKS
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from engine import playwright_calls
-from engine.assets import AssetServer, miniwob_html_dir
-from engine.config import CHROMIUM_FLAGS, find_chromium
 from engine.observation import snapshot_page
-from tasks.miniwob import INFO_PROBE, MINIWOB_PREFIX, OneCallSetup, task_class_for
+from tasks.miniwob import INFO_PROBE, OneCallSetup, task_class_for
+
+from support.chromium import miniwob_browser
 
 TASKS = {cls.get_task_id(): cls for cls in ALL_MINIWOB_TASKS}
 
@@ -27,15 +27,8 @@ TASKS = {cls.get_task_id(): cls for cls in ALL_MINIWOB_TASKS}
 @pytest.fixture(scope="module")
 def browser_and_base() -> Iterator[tuple[Browser, str]]:
     playwright_calls.install()
-    assets = AssetServer().start()
-    assets.mount("/", miniwob_html_dir())
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_FLAGS))
-        try:
-            yield browser, assets.origin + MINIWOB_PREFIX
-        finally:
-            browser.close()
-    assets.stop()
+    with miniwob_browser() as browser_and_base:
+        yield browser_and_base
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 import pytest
 from browsergym.miniwob import ALL_MINIWOB_TASKS
 from browsergym.miniwob.base import AbstractMiniwobTask
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
-from engine.assets import AssetServer, miniwob_html_dir
-from engine.config import CHROMIUM_FLAGS, find_chromium
-from tasks.miniwob import MINIWOB_PREFIX, OneCallSetup, task_class_for
+from tasks.miniwob import OneCallSetup, task_class_for
 
+from support.chromium import miniwob_browser
 from support.waiting import wait_for
 
 ONE_CALL_TASKS = [cls for cls in ALL_MINIWOB_TASKS if issubclass(task_class_for(cls), OneCallSetup)]
@@ -25,15 +24,8 @@ SELF_CHANGE_MS = 150
 
 @pytest.fixture(scope="module")
 def browser_and_base() -> Iterator[tuple[Browser, str]]:
-    assets = AssetServer().start()
-    assets.mount("/", miniwob_html_dir())
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_FLAGS))
-        try:
-            yield browser, assets.origin + MINIWOB_PREFIX
-        finally:
-            browser.close()
-    assets.stop()
+    with miniwob_browser() as browser_and_base:
+        yield browser_and_base
 
 
 def start(browser: Browser, task: AbstractMiniwobTask, preload: bool) -> tuple[str, dict, str, bool]:

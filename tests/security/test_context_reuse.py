@@ -478,6 +478,21 @@ def assert_nothing_of_a(server: ReuseServer, episode_b: str, first: PageReport, 
 # -- the tests ----------------------------------------------------------------------------------
 
 
+def reused_or_closed_and_clean(server: ReuseServer, a: EpisodeA) -> None:
+    """Close A with the pool empty, create B: either B has A's context back and sees nothing of
+    A, or A's context was closed (and B, elsewhere, sees nothing of A either)."""
+    drop_spares(server)
+    server.control.close(a.episode_id)
+    episode_b = server.control.create(TRACES_TASK, seed=2)
+    try:
+        reused = server.context_of(episode_b["episode_id"]) is a.context
+        assert reused or not is_open(server, a.context), "episode A's context is open, yet not B's"
+        first, again = play_episode_b(server, episode_b)
+        assert_nothing_of_a(server, episode_b["episode_id"], first, again, a)
+    finally:
+        server.control.close(episode_b["episode_id"])
+
+
 def test_traces_are_found_when_they_are_there(server: ReuseServer) -> None:
     """The control: the page, loaded again in A's own tab, finds every trace A left, and what A
     put on the clipboard pastes, so a clean report from B means the traces are gone, not that
@@ -599,17 +614,7 @@ def test_a_page_that_keeps_writing_while_its_context_is_reset_leaves_nothing(ser
     has A's context back and it is clean, or A's context was closed."""
     a = play_episode_a(server, TRACES_TASK, keep_writing="keep-writing")
     assert {"timer", "unload-handlers", "shared-worker-writer"} <= set(a.left.writing), a.left.writing
-    drop_spares(server)
-    server.control.close(a.episode_id)
-
-    episode_b = server.control.create(TRACES_TASK, seed=2)
-    try:
-        reused = server.context_of(episode_b["episode_id"]) is a.context
-        assert reused or not is_open(server, a.context), "episode A's context is open, yet not B's"
-        first, again = play_episode_b(server, episode_b)
-        assert_nothing_of_a(server, episode_b["episode_id"], first, again, a)
-    finally:
-        server.control.close(episode_b["episode_id"])
+    reused_or_closed_and_clean(server, a)
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -646,14 +651,4 @@ def test_workers_that_keep_writing_while_their_context_is_reset_leave_nothing(se
     closed."""
     a = play_episode_a(server, TRACES_TASK, keep_writing="workers-keep-writing")
     assert "shared-worker-writer" in a.left.writing, a.left.writing
-    drop_spares(server)
-    server.control.close(a.episode_id)
-
-    episode_b = server.control.create(TRACES_TASK, seed=2)
-    try:
-        reused = server.context_of(episode_b["episode_id"]) is a.context
-        assert reused or not is_open(server, a.context), "episode A's context is open, yet not B's"
-        first, again = play_episode_b(server, episode_b)
-        assert_nothing_of_a(server, episode_b["episode_id"], first, again, a)
-    finally:
-        server.control.close(episode_b["episode_id"])
+    reused_or_closed_and_clean(server, a)

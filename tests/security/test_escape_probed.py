@@ -18,7 +18,7 @@ import pytest
 from tasks.registry import TaskContext
 
 from security.harness import EscapeTask
-from security.test_escape import ESCAPE_TASK, FAMILIES, assert_stayed, press_all
+from security.test_escape import ESCAPE_TASK, assert_family_blocked_on_its_steps
 
 PROBED_ESCAPE_TASK = ESCAPE_TASK + "-probed"
 # What the probe returned, each time a verdict was made from it (the server runs in this process).
@@ -54,18 +54,5 @@ def test_ways_out_are_blocked_and_recorded_on_their_step(sec: Any, episodes: Any
                                                           family: str) -> None:
     episode = episodes(probed_task)
     probed_before = len(PROBED)
-    controls = FAMILIES[family]
-    before = len(sec.sink.hits)
-    seen = press_all(sec, episode, list(controls))
-    blocked = sec.control.blocked(episode["episode_id"])
-    for attempt in seen:
-        control = attempt["control"]
-        assert_stayed(sec, episode, attempt, before)
-        expected = controls[control]
-        mine = [entry for entry in blocked if entry["step_index"] in attempt["steps"]]
-        if expected is None:
-            assert mine == [], (control, mine)
-            continue
-        kind, fragment = expected
-        assert any(entry["kind"] == kind and fragment in entry["url"] for entry in mine), (control, blocked)
+    assert_family_blocked_on_its_steps(sec, episode, family)
     assert len(PROBED) > probed_before and set(PROBED) <= {"interactive", "complete"}, PROBED[probed_before:]
