@@ -346,7 +346,7 @@ class Episode:
             page = self.browser.active_page()
             if page_read is None or page_read.snapshot.probed is None:
                 return self._task.validate(page), page_read
-            return _judged_on(self._task, page, page_read.snapshot.probed), page_read
+            return self._task.validate_probed(page, page_read.snapshot.probed), page_read
         except pw.Error as browser_error:
             if self.browser.browser_gone():
                 raise BrowserGoneError() from browser_error
@@ -359,7 +359,7 @@ class Episode:
         they are judged, then the page is read, as they always were), or if the read failed
         (the page settled; the task then reads it itself, and the observation reads it again)."""
         assert self._task is not None
-        probe = _validation_probe(self._task)
+        probe = self._task.validation_probe
         if probe is None:
             return None
         started = time.perf_counter()
@@ -438,27 +438,6 @@ class PageRead:
 
     snapshot: PageSnapshot
     ms: float
-
-
-def _validation_probe(task: TaskSession) -> str | None:
-    """The page function a task offers to have run with the page read (`validation_probe`), if it
-    also judges from its result (`validate_probed`); MiniWoB's tasks do (`tasks.miniwob`)."""
-    probe = getattr(task.task, "validation_probe", None)
-    if isinstance(probe, str) and callable(getattr(task.task, "validate_probed", None)):
-        return probe
-    return None
-
-
-def _judged_on(task: TaskSession, page: pw.Page, probed: Any) -> Verdict:
-    """The task's verdict from its probe's result, with `TaskSession.validate`'s handling of errors:
-    a Playwright error is raised, any other error of the task's code is the verdict's `error`."""
-    try:
-        reward, done, message, info = task.task.validate_probed(page, task.chat_messages, probed)
-    except pw.Error:
-        raise
-    except Exception as task_error:  # noqa: BLE001 - a task bug ends the episode cleanly
-        return Verdict(error=f"{type(task_error).__name__}: {task_error}")
-    return Verdict(reward=reward, done=done, message=message, info=info)
 
 
 __all__ = ["Episode", "EpisodeClosedError", "Oracle", "OracleUnavailableError"]

@@ -57,6 +57,27 @@ class TaskSession:
             return Verdict(error=f"{type(task_error).__name__}: {task_error}")
         return Verdict(reward=reward, done=done, message=message, info=info)
 
+    @property
+    def validation_probe(self) -> str | None:
+        """The page function the task offers to have run along with the page read, if it also
+        judges from its result (`validate_probed`); MiniWoB's tasks do (`tasks.miniwob`), so
+        their verdict costs no page call of its own."""
+        probe = getattr(self.task, "validation_probe", None)
+        if isinstance(probe, str) and callable(getattr(self.task, "validate_probed", None)):
+            return probe
+        return None
+
+    def validate_probed(self, page: pw.Page, probed: Any) -> Verdict:
+        """The task's verdict from what its `validation_probe` returned, with `validate`'s
+        handling of errors."""
+        try:
+            reward, done, message, info = self.task.validate_probed(page, self.chat_messages, probed)
+        except pw.Error:
+            raise
+        except Exception as task_error:  # noqa: BLE001 - a task bug ends the episode cleanly
+            return Verdict(error=f"{type(task_error).__name__}: {task_error}")
+        return Verdict(reward=reward, done=done, message=message, info=info)
+
     def progress(self, active_page: Callable[[], pw.Page]) -> float | None:
         """How far the task is (0..1), for tasks that say; the page is looked up only for
         them. Advisory, so never an error."""
