@@ -193,7 +193,7 @@ class Runner:
 
 
 async def _settled_memory(settle_s: float) -> TreeMemory:
-    # The worker warms a spare browser context when idle; let it finish before reading.
+    # Closed contexts and Chromium's own processes settle down; let them before reading.
     await asyncio.sleep(settle_s)
     return await asyncio.to_thread(tree_memory)
 
@@ -360,13 +360,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
-    # One warm context per worker, whatever the bursts of resets before: the memory curve
-    # then counts open episodes only, not a warm pool growing or shrinking with demand.
+    # No warm contexts: an episode takes a warm context's renderer rather than adding one, and a
+    # worker warms only while it runs no episode, so with a pool the memory curve would show the
+    # first open episodes costing nothing. Without one, it counts open episodes only.
     server: LiveServer | ServerProcess
     if args.server == "process":
-        server = start_server_process(args.workers, max_warm_contexts=1)
+        server = start_server_process(args.workers, max_warm_contexts=0)
     else:
-        server = start_server(**({"workers": args.workers} if args.workers else {}), max_warm_contexts=1)
+        server = start_server(**({"workers": args.workers} if args.workers else {}), max_warm_contexts=0)
     client_loop = BackgroundLoop("bench-client")
     levels: list[Level] = []
     memory: list[MemoryPoint] = []
