@@ -7,10 +7,10 @@ from typing import Any
 
 import playwright.sync_api as pw
 from playwright._impl._connection import _extract_stack_trace_information_from_stack
-from playwright.sync_api import sync_playwright
 
 from engine import playwright_calls
-from engine.config import CHROMIUM_FLAGS, find_chromium
+
+from support.chromium import plain_browser
 
 
 def _as_playwright(source: str, name: str) -> Callable[..., Any]:
@@ -47,18 +47,14 @@ def test_extract_stack_keeps_the_frames_an_error_shows() -> None:
 
 def test_calls_and_their_errors_still_name_the_api() -> None:
     playwright_calls.install()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_FLAGS))
+    with plain_browser() as browser:
+        page = browser.new_page()
+        page.set_content("<button>here</button>")
+        assert _deep(40, lambda: page.evaluate("1 + 1")) == 2
         try:
-            page = browser.new_page()
-            page.set_content("<button>here</button>")
-            assert _deep(40, lambda: page.evaluate("1 + 1")) == 2
-            try:
-                _deep(40, lambda: page.locator("#missing").click(timeout=50))
-            except pw.TimeoutError as error:
-                assert str(error).startswith("Locator.click: Timeout 50ms exceeded")
-                assert error.stack and "test_playwright_call_sites.py" in error.stack
-            else:
-                raise AssertionError("the click should have timed out")
-        finally:
-            browser.close()
+            _deep(40, lambda: page.locator("#missing").click(timeout=50))
+        except pw.TimeoutError as error:
+            assert str(error).startswith("Locator.click: Timeout 50ms exceeded")
+            assert error.stack and "test_playwright_call_sites.py" in error.stack
+        else:
+            raise AssertionError("the click should have timed out")

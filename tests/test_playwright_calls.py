@@ -8,10 +8,10 @@ import traceback
 import playwright.sync_api as pw
 import pytest
 from playwright._impl import _connection, _sync_base
-from playwright.sync_api import sync_playwright
 
 from engine import playwright_calls
-from engine.config import CHROMIUM_FLAGS, find_chromium
+
+from support.chromium import plain_browser
 
 
 def _outer(capture):
@@ -48,14 +48,10 @@ def test_installed_in_playwrights_modules_only() -> None:
 def test_errors_still_name_the_playwright_call() -> None:
     """Engine error messages are built from Playwright's "Locator.click: ..." form."""
     playwright_calls.install()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_FLAGS))
-        try:
-            page = browser.new_page()
-            page.set_content("<button>here</button>")
-            with pytest.raises(pw.TimeoutError) as caught:
-                page.locator("#missing").click(timeout=50)
-            assert str(caught.value).startswith("Locator.click: Timeout 50ms exceeded")
-            assert page.evaluate("1 + 1") == 2
-        finally:
-            browser.close()
+    with plain_browser() as browser:
+        page = browser.new_page()
+        page.set_content("<button>here</button>")
+        with pytest.raises(pw.TimeoutError) as caught:
+            page.locator("#missing").click(timeout=50)
+        assert str(caught.value).startswith("Locator.click: Timeout 50ms exceeded")
+        assert page.evaluate("1 + 1") == 2
