@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -71,17 +72,8 @@ def run_safebrowse(args: argparse.Namespace, bar: tqdm[NoReturn]) -> GroupSide:
 
             control = client_loop.run(make_control())
             try:
-                for index in range(args.rounds):
-                    seed = args.seed + index * args.group
-                    group_s, resets = client_loop.run(
-                        groups.reset_group(control, args.group_task, seed, args.group), ROUND_TIMEOUT_S)
-                    outcome.rounds.append(GroupRound(group_s, resets))
-                    bar.set_postfix_str(f"groups safebrowse round {index + 1}", refresh=False)
-                    bar.update()
-                    if index + 1 < args.rounds:
-                        time.sleep(args.pause)
-            except Exception as error:  # noqa: BLE001 - reported, the run goes on with the next shape
-                outcome.error = f"{type(error).__name__}: {error}"
+                _play_rounds(outcome, args, bar, "safebrowse", lambda seed: client_loop.run(
+                    groups.reset_group(control, args.group_task, seed, args.group), ROUND_TIMEOUT_S))
             finally:
                 client_loop.run(control.aclose())
     finally:
@@ -93,19 +85,28 @@ def run_browsergym(args: argparse.Namespace, bar: tqdm[NoReturn]) -> GroupSide:
     outcome = GroupSide(BROWSERGYM, args.browsergym_group)
     envs = browsergym_threads.open_envs(args.group_task, args.browsergym_group)
     try:
+        # The same seeds as safebrowse's rounds; a smaller group takes the first ones.
+        _play_rounds(outcome, args, bar, "BrowserEnv",
+                     lambda seed: browsergym_threads.reset_group(envs, seed)[:2])
+    finally:
+        browsergym_threads.close_envs(envs)
+    return outcome
+
+
+def _play_rounds(outcome: GroupSide, args: argparse.Namespace, bar: tqdm[NoReturn], label: str,
+                 reset_round: Callable[[int], tuple[float, list[float]]]) -> None:
+    """Every round of one side: reset a group from its first seed, note it, pause. An error ends
+    the side's rounds and is reported; the run goes on with the next shape."""
+    try:
         for index in range(args.rounds):
-            # The same seeds as safebrowse's round; a smaller group takes the first ones.
-            group_s, resets, _goals = browsergym_threads.reset_group(envs, args.seed + index * args.group)
+            group_s, resets = reset_round(args.seed + index * args.group)
             outcome.rounds.append(GroupRound(group_s, resets))
-            bar.set_postfix_str(f"groups BrowserEnv round {index + 1}", refresh=False)
+            bar.set_postfix_str(f"groups {label} round {index + 1}", refresh=False)
             bar.update()
             if index + 1 < args.rounds:
                 time.sleep(args.pause)
     except Exception as error:  # noqa: BLE001 - reported, the run goes on with the next shape
         outcome.error = f"{type(error).__name__}: {error}"
-    finally:
-        browsergym_threads.close_envs(envs)
-    return outcome
 
 
 def run(args: argparse.Namespace, browsergym: bool, bar: tqdm[NoReturn]) -> Groups:
