@@ -10,20 +10,23 @@ show a stack if a call fails.
 
 `install()` hands Playwright's modules stand-ins for those two functions that
 collect the same fields (frame, file name, line number, function name) without
-reading source lines; `traceback` still looks a line up, lazily, if a failing
-call's stack is ever formatted (and checks, as it always does, that files
-already in `linecache` have not changed). Called from inside Playwright, they also stop
-where Playwright stops looking: at its call site, and at the ten frames a failed call's
-error shows. Nothing else in Playwright changes, and nothing outside Playwright's own
-modules sees the stand-ins.
+reading source lines. Called from inside Playwright, they also stop where Playwright
+stops looking: at its call site, and at the ten frames a failed call's error shows.
+`extract_stack` goes further: every message to the driver captures a stack (twice, in
+the sync API) that is read only if the call fails, so it keeps each frame's code and
+line, and builds the `FrameSummary` entries (and `traceback`'s checks of `linecache`)
+only when the stack is first read. Nothing else in Playwright changes, and nothing
+outside Playwright's own modules sees the stand-ins.
 """
 
 from __future__ import annotations
 
 import inspect
+import linecache
 import sys
 import traceback
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +63,64 @@ def stack(context: int = 1) -> list[inspect.FrameInfo]:
 
 
 def extract_stack(f: types.FrameType | None = None, limit: int | None = None) -> traceback.StackSummary:
-    """`traceback.extract_stack()` with source lines looked up only when formatted.
+    """`traceback.extract_stack()`, its entries built when first read (see `DeferredStack`).
 
     Called from inside Playwright, it keeps only the innermost `PLAYWRIGHT_STACK_FRAMES`
     frames: a failing call's stack is the only use, and Playwright shows only that many.
     """
-    start = f if f is not None else sys._getframe(1)
-    if limit is None and _in_playwright(start.f_code.co_filename):
+    frame: types.FrameType | None = f if f is not None else sys._getframe(1)
+    assert frame is not None
+    if limit is None and _in_playwright(frame.f_code.co_filename):
         limit = PLAYWRIGHT_STACK_FRAMES
-    summary = traceback.StackSummary.extract(traceback.walk_stack(start), limit=limit, lookup_lines=False)
-    summary.reverse()
-    return summary
+    places: list[tuple[types.CodeType, int]] = []
+    while frame is not None and (limit is None or len(places) < limit):
+        places.append((frame.f_code, frame.f_lineno))
+        frame = frame.f_back
+    places.reverse()
+    return DeferredStack(places)
+
+
+class DeferredStack(traceback.StackSummary):
+    """A `StackSummary` that holds each frame's code and line until it is first read.
+
+    Holding codes rather than frames keeps no caller's locals alive, and makes no reference
+    cycle through the frame that captured it. Reading it in any way (iterating, indexing,
+    `len`, formatting) builds the same `FrameSummary` entries `traceback` would have.
+    """
+
+    def __init__(self, places: list[tuple[types.CodeType, int]]) -> None:
+        super().__init__()
+        self._places: list[tuple[types.CodeType, int]] | None = places
+
+    def _build(self) -> None:
+        places, self._places = self._places, None
+        if places is None:
+            return
+        summaries = [traceback.FrameSummary(code.co_filename, lineno, code.co_name, lookup_line=False)
+                     for code, lineno in places]
+        for filename in {summary.filename for summary in summaries}:
+            linecache.checkcache(filename)  # what `traceback` checks before it reads lines
+        list.extend(self, summaries)
+
+    def __iter__(self) -> Iterator[traceback.FrameSummary]:
+        self._build()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._build()
+        return super().__len__()
+
+    def __getitem__(self, index: Any) -> Any:
+        self._build()
+        return super().__getitem__(index)
+
+    def __reversed__(self) -> Iterator[traceback.FrameSummary]:
+        self._build()
+        return super().__reversed__()
+
+    def format(self) -> list[str]:
+        self._build()
+        return super().format()
 
 
 def _in_playwright(filename: str) -> bool:

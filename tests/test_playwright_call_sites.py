@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +46,38 @@ def test_extract_stack_keeps_the_frames_an_error_shows() -> None:
     summary = _deep(30, lambda: _api(playwright_calls.extract_stack))
     assert len(summary) == playwright_calls.PLAYWRIGHT_STACK_FRAMES
     assert summary[-1].name == "api" and summary[-2].name == "<lambda>"
+
+
+def test_extract_stack_reads_as_traceback_does() -> None:
+    """Built when first read, the stack holds what `traceback.extract_stack` would have."""
+
+    def both() -> tuple[traceback.StackSummary, traceback.StackSummary]:
+        return playwright_calls.extract_stack(), traceback.extract_stack()
+
+    ours, theirs = _deep(5, both)
+    assert isinstance(ours, traceback.StackSummary)
+    assert [(f.filename, f.lineno, f.name) for f in ours] == [(f.filename, f.lineno, f.name) for f in theirs]
+    assert traceback.format_list(ours) == traceback.format_list(theirs)
+    assert len(ours) == len(theirs) and ours[-1].name == "both" and bool(ours)
+
+
+def test_extract_stack_keeps_no_frame_alive() -> None:
+    """The capture holds codes and lines only: the locals of the frames it saw are freed."""
+
+    class Local:
+        pass
+
+    def capture() -> tuple[traceback.StackSummary, weakref.ref[Local]]:
+        local = Local()
+        return playwright_calls.extract_stack(), weakref.ref(local)
+
+    gc.disable()  # freed by reference counting, not by a collection of cycles
+    try:
+        summary, local = capture()
+        assert local() is None
+    finally:
+        gc.enable()
+    assert summary[-1].name == "capture"
 
 
 def test_calls_and_their_errors_still_name_the_api() -> None:
