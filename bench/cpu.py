@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,3 +129,39 @@ def machine_busy_cores(spent: CpuSample) -> float:
     if spent.machine_total <= 0:
         return float("nan")
     return spent.machine_busy / spent.machine_total * (os.cpu_count() or 1)
+
+
+QUIET_BUSY_CORES = 0.3
+QUIET_WINDOW_S = 1.0
+QUIET_TIMEOUT_S = 45.0
+
+
+@dataclass
+class Quiet:
+    """How long `wait_until_quiet` waited, and how busy the machine was in its last window."""
+
+    waited_s: float
+    busy_cores: float
+
+    @property
+    def reached(self) -> bool:
+        return self.busy_cores <= QUIET_BUSY_CORES
+
+    def describe(self) -> str:
+        state = "quiet" if self.reached else f"not quiet after {QUIET_TIMEOUT_S:g} s"
+        return f"started {self.waited_s:.0f} s later, machine {state} ({self.busy_cores:.2f} busy cores)"
+
+
+def wait_until_quiet(max_busy_cores: float = QUIET_BUSY_CORES, timeout_s: float = QUIET_TIMEOUT_S) -> Quiet:
+    """Wait until the machine's busy cores over one window are at most `max_busy_cores`, or
+    `timeout_s` has passed. Closing BrowserEnv's Chromiums (16 of them after a group of 8), or a
+    server's, goes on for seconds after the call returns; a measurement started meanwhile
+    would be charged for it, on one side only."""
+    started = time.monotonic()
+    while True:
+        before = sample()
+        time.sleep(QUIET_WINDOW_S)
+        busy = machine_busy_cores(difference(before, sample()))
+        waited = time.monotonic() - started
+        if busy <= max_busy_cores or waited >= timeout_s:
+            return Quiet(waited, busy)

@@ -38,7 +38,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import loops_back_to_back, loops_groups, loops_parallel
+from bench import cpu, loops_back_to_back, loops_groups, loops_parallel
 from bench.browsergym_side import prepare_browsergym, quiet_browsergym_warnings
 from bench.episodes import MAX_STEPS
 from bench.loops_targets import Target, targets_block
@@ -138,8 +138,9 @@ def progress_total(args: argparse.Namespace) -> int:
     return sum(units[shape] for shape in args.shapes)
 
 
-def _took(started: float) -> str:
-    return f"   (this shape took {time.perf_counter() - started:.0f} s; load average {load_average()} after it)"
+def _took(started: float, quiet: cpu.Quiet) -> str:
+    return (f"   (this shape {quiet.describe()}, took {time.perf_counter() - started:.0f} s; load average "
+            f"{load_average()} after it)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,26 +171,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with progress_bar(progress_total(args), "loops", enabled=args.progress, unit="part") as bar:
             if "back-to-back" in args.shapes:
+                quiet = cpu.wait_until_quiet()
                 shape_started = time.perf_counter()
                 back = loops_back_to_back.run(args, miniwob_url, bar)
                 lines, found = loops_back_to_back.report(back)
-                sections.append("\n".join([*lines, _took(shape_started)]))
+                sections.append("\n".join([*lines, _took(shape_started, quiet)]))
                 targets += found
                 raw["back_to_back"] = asdict(back)
                 ok = ok and all(r.completed for r in back.episodes)
             if "groups" in args.shapes:
+                quiet = cpu.wait_until_quiet()
                 shape_started = time.perf_counter()
                 groups = loops_groups.run(args, args.browsergym, bar)
                 lines, found = loops_groups.report(groups)
-                sections.append("\n".join([*lines, _took(shape_started)]))
+                sections.append("\n".join([*lines, _took(shape_started, quiet)]))
                 targets += found
                 raw["groups"] = asdict(groups)
                 ok = ok and loops_groups.completed(groups)
             if "parallel" in args.shapes:
+                quiet = cpu.wait_until_quiet()
                 shape_started = time.perf_counter()
                 parallel = loops_parallel.run(args, args.browsergym, bar)
                 lines, found = loops_parallel.report(parallel)
-                sections.append("\n".join([*lines, _took(shape_started)]))
+                sections.append("\n".join([*lines, _took(shape_started, quiet)]))
                 targets += found
                 raw["parallel"] = asdict(parallel)
                 ok = ok and loops_parallel.completed(parallel)

@@ -44,6 +44,8 @@ class Parallel:
     safebrowse: list[Level] = field(default_factory=list)
     browsergym: list[browsergym_threads.FillWindow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    quiet: list[str] = field(default_factory=list)
+    """Each level's start, side by side: how long it waited for a quiet machine (`cpu.wait_until_quiet`)."""
 
 
 def is_client_kind(kind: str) -> bool:
@@ -108,6 +110,7 @@ def run(args: argparse.Namespace, browsergym: bool, bar: tqdm[NoReturn]) -> Para
                     if index % 2 == 1:
                         players.reverse()
                     for name, play in players:
+                        outcome.quiet.append(f"{name} at {parallel}: {cpu.wait_until_quiet().describe()}")
                         play()
                         bar.set_postfix_str(f"parallel {name} {parallel}", refresh=False)
                         bar.update()
@@ -150,6 +153,7 @@ def report(outcome: Parallel) -> tuple[list[str], list[Target]]:
         out.append(f"   note: work outside this benchmark kept up to {max(others):.1f} of the machine's "
                    f"{os.cpu_count()} cores busy during safebrowse's windows; CPU per action grows under such "
                    "contention (shared caches, switching), so these CPU figures are upper bounds")
+    out += [f"   {line}" for line in outcome.quiet]
     for error in outcome.errors:
         out.append(f"   error: {error}")
     targets = []
