@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from mcp.server import Server, ServerRequestContext
+from mcp.server.caching import CacheHint
 from mcp.types import (
     CallToolRequestParams,
     CallToolResult,
@@ -342,6 +343,13 @@ def build_tools() -> dict[str, AgentTool]:
     }
 
 
+LISTING_CACHE_HINT = CacheHint(ttl_ms=10 * 60 * 1000, scope="public")
+"""How long a client may keep the tool listing (SEP-2549's `ttlMs`/`cacheScope` on `tools/list`),
+and that every agent may share it: the listing is fixed for the server's life and the same for
+every token. A trainer's process connects one agent per episode; with a shared response cache,
+every agent after the first is served the listing (its output schemas included) without asking."""
+
+
 def build_server(resolve: PortResolver, version: str, instructions: str = INSTRUCTIONS) -> Server[Any]:
     """An MCP server whose tools act on the episode `resolve` returns for each call; `instructions`
     are what the agent is told at initialize (the composition root picks them)."""
@@ -379,6 +387,7 @@ def build_server(resolve: PortResolver, version: str, instructions: str = INSTRU
         title="safebrowse",
         instructions=instructions,
         get_tool_input_schema=tool_input_schema,
+        cache_hints={"tools/list": LISTING_CACHE_HINT},
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )

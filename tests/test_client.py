@@ -359,3 +359,59 @@ def test_rollout_ends_episodes_the_policy_leaves(live_server, control):
     assert (quitting[0].failure_reason, quitting[0].steps, quitting[0].total_reward) == ("client_step_cap", [], 0.0)
     assert control.get_episode(quitting[0].episode_id).status.value == "ended"
     control.close_episode(quitting[0].episode_id)
+
+
+# -- the tool listing, shared by the agents of one process ---------------------------------------
+
+
+def test_the_tool_listing_may_be_shared_for_ten_minutes(live_server, control):
+    from mcp_server.tools import LISTING_CACHE_HINT
+
+    created = control.create_episode("miniwob.click-test", seed=5)
+
+    async def listing() -> Any:
+        async with agent_client(created.mcp_url, created.agent_token, cache=None) as client:
+            return await client.list_tools()
+
+    try:
+        result = asyncio.run(listing())
+    finally:
+        control.close_episode(created.episode_id)
+    assert (result.ttl_ms, result.cache_scope) == (LISTING_CACHE_HINT.ttl_ms, "public") == (600_000, "public")
+    assert {"observe", "fill", "click"} <= {tool.name for tool in result.tools}
+
+
+def test_agents_of_one_process_list_the_tools_once_per_server(live_server, control, monkeypatch):
+    """Each agent's first call is checked against the observation's output schema; the schema
+    comes from the listing the first agent fetched, so the server is asked once for three agents."""
+    from mcp.client.session import ClientSession
+
+    from safebrowse.client import _agent
+
+    asked: list[str] = []
+    original = ClientSession.list_tools
+
+    async def counted(self: ClientSession, *args: Any, **kwargs: Any) -> Any:
+        asked.append("tools/list")
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClientSession, "list_tools", counted)
+    episodes = [control.create_episode("miniwob.click-test", seed=30 + k) for k in range(3)]
+
+    async def agents() -> list[dict[str, Any]]:
+        await _agent._shared_listings().clear()  # earlier tests of this process may have filled it
+        seen = []
+        for created in episodes:
+            async with agent_client(created.mcp_url, created.agent_token) as client:
+                result = await client.call_tool("observe", {})
+                assert not result.is_error, result.content
+                seen.append(result.structured_content)
+        return seen
+
+    try:
+        seen = asyncio.run(agents())
+    finally:
+        for created in episodes:
+            control.close_episode(created.episode_id)
+    assert asked == ["tools/list"]
+    assert [observation["goal"] for observation in seen] == [created.goal for created in episodes]

@@ -4,10 +4,19 @@ The SDK's streamable HTTP transport takes the HTTP client it sends with (an
 `httpx2.AsyncClient`, the HTTP library of `mcp` 2.x); this builds that client with the
 episode's agent token and timeouts of its own, through the transport's public
 `http_client` argument.
+
+A trainer connects one agent per episode, often eight at once for a GRPO group, and
+each agent's first tool call would first list the tools to learn their output
+schemas: a request, and about 40 KB for the server to write and the client to read,
+per episode. The door marks its listing as shareable for ten minutes (SEP-2549 cache
+hints), so the agents of one process share one response cache (`mcp.client.CacheConfig`
+with a process-wide store, public entries shared across tokens) and each agent lists
+the tools as it connects: the first agent of a server asks, the others are served.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx2
     from mcp import Client
+    from mcp.client import CacheConfig
+    from mcp.client.caching import InMemoryResponseCacheStore
 
 CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 30.0
@@ -52,19 +63,45 @@ def agent_http_client(agent_token: str, *, timeout: httpx2.Timeout | None = None
                               verify=_tls_context())
 
 
+@cache
+def _shared_listings() -> InMemoryResponseCacheStore:
+    """The response cache every agent client of this process shares (see the module's docstring)."""
+    from mcp.client.caching import InMemoryResponseCacheStore
+
+    return InMemoryResponseCacheStore(max_entries=64)
+
+
+def shared_cache_config(mcp_url: str, agent_token: str) -> CacheConfig:
+    """`mcp.client.CacheConfig` for one agent: the process-wide store, entries kept per server
+    (`mcp_url`, which names the server and carries no credential), its own partition for what
+    the server marks private (derived from its token, as the SDK asks), and the public entries
+    (the tool listing) shared with every other agent of the same server."""
+    from mcp.client import CacheConfig
+
+    return CacheConfig(store=_shared_listings(), partition=hashlib.sha256(agent_token.encode()).hexdigest(),
+                       target_id=mcp_url, share_public=True)
+
+
 @asynccontextmanager
 async def agent_client(
     mcp_url: str, agent_token: str, *, timeout: httpx2.Timeout | None = None, **client_options: Any
 ) -> AsyncIterator[Client]:
     """An `mcp.Client` connected to `mcp_url` over streamable HTTP with the agent token.
 
-    `client_options` go to `mcp.Client` unchanged (`mode=...`, callbacks, ...).
+    `client_options` go to `mcp.Client` unchanged (`mode=...`, callbacks, ...). Unless they
+    name a `cache`, the client uses the process-wide response cache, and has listed the tools
+    (from that cache when another agent of the server already did) before it is yielded.
     """
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
+    shared = "cache" not in client_options
+    if shared:
+        client_options["cache"] = shared_cache_config(mcp_url, agent_token)
     http = agent_http_client(agent_token, timeout=timeout)
     async with http, Client(streamable_http_client(mcp_url, http_client=http), **client_options) as client:
+        if shared:
+            await client.list_tools()
         yield client
 
 
