@@ -10,6 +10,7 @@ the page before their values leave it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -85,14 +86,16 @@ def snapshot_page(
     `probe` is a page function (a task's validation probe) run in the same call,
     before the page is marked.
     """
-    marked: dict[str, Any] = page.evaluate(
-        _mark_script(probe),
-        [BID_ATTRIBUTE, max_elements, list(ATTRIBUTE_ALLOW_LIST), secret_selector or "", first_bid,
-         read_while_loading],
-    )
+    args = [BID_ATTRIBUTE, max_elements, list(ATTRIBUTE_ALLOW_LIST), secret_selector or "", first_bid,
+            read_while_loading]
+    read: dict[str, Any] = page.evaluate(_mark_script(probe, as_json=True), args)
+    marked = _marked(read)
+    if marked is None:  # the page's own JSON.stringify answered something else: read it the plain way
+        read = page.evaluate(_mark_script(probe, as_json=False), args)
+        marked = read["marked"]
     if marked.get("loading"):
         return None
-    probed = marked.get("probed")
+    probed = read.get("probed")
     secret_ids = {raw["id"] for raw in marked["elements"] if raw.pop("secret")} | set(marked.get("secretIds", []))
     elements = [Element.model_validate(raw) for raw in marked["elements"]]
     next_bid = int(marked.get("nextBid") or first_bid)
@@ -116,21 +119,48 @@ def snapshot_page(
 
 
 @cache
-def _mark_script(probe: str | None) -> str:
+def _mark_script(probe: str | None, as_json: bool) -> str:
     """The marking script, preceded by `probe` when there is one: a task's probe and the page read
     then cost one page call. The probe runs first (nothing is marked yet), and its failure is
-    kept from the read: the task then reads the page the ordinary way, and sees the error itself."""
-    if probe is None:
-        return _MARK_SCRIPT
-    return (
-        "(args) => {\n"
-        "    let probed = null;\n"
-        f"    try {{ probed = {{value: ({probe})()}}; }} catch (error) {{ probed = null; }}\n"
-        f"    const marked = ({_MARK_SCRIPT.strip()})(args);\n"
-        "    marked.probed = probed;\n"
-        "    return marked;\n"
-        "}"
-    )
+    kept from the read: the task then reads the page the ordinary way, and sees the error itself.
+
+    `as_json`: what the marking script found leaves the page as one JSON string (`marked`). It
+    holds only strings, numbers, booleans and nulls, and as a string it crosses the renderer,
+    the driver and Playwright's client without each walking every element and attribute to
+    convert it, which cost more of the step than the read itself. A page that gave arrays or
+    objects a `toJSON` (old libraries did) gets the plain conversion instead, and so does one
+    whose `JSON.stringify` returned anything but the object's JSON (see `_marked`). The probe's
+    value (`probed`) always takes Playwright's conversion, which keeps what JSON would not
+    (undefined, NaN, -0) as BrowserGym reads them.
+    """
+    lines = ["(args) => {", "    let probed = null;"]
+    if probe is not None:
+        lines.append(f"    try {{ probed = {{value: ({probe})()}}; }} catch (error) {{ probed = null; }}")
+    lines.append(f"    const marked = ({_MARK_SCRIPT.strip()})(args);")
+    if as_json:
+        lines += [
+            "    const plain = !('toJSON' in Object.prototype || 'toJSON' in Array.prototype"
+            " || 'toJSON' in String.prototype);",
+            "    let text = null;",
+            "    try { text = plain ? JSON.stringify(marked) : null; } catch (error) { text = null; }",
+            "    if (typeof text === 'string') return {json: text, probed: probed};",
+        ]
+    lines += ["    return {marked: marked, probed: probed};", "}"]
+    return "\n".join(lines)
+
+
+def _marked(read: dict[str, Any]) -> dict[str, Any] | None:
+    """What the marking script found, from a read made `as_json`; None if the page's JSON did not
+    parse to an object (its `JSON.stringify` is not the browser's), so it is read again plainly."""
+    text = read.get("json")
+    if text is None:
+        marked = read.get("marked")
+        return marked if isinstance(marked, dict) else None
+    try:
+        parsed = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _send(cdp: pw.CDPSession, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -79,3 +79,53 @@ def test_scripted_miniwob_episodes_see_the_same_tree_as_a_fresh_snapshot(harness
         assert result.observation.axtree == fresh_axtree(harness, created.episode_id), (task_id, action)
         observation = result.observation.model_dump()
     harness.run(harness.manager.close(created.episode_id))
+
+
+def test_pages_that_change_json_are_read_the_same(harness: EngineHarness) -> None:
+    """The page read leaves the page as a JSON string; a page whose objects carry `toJSON`, or
+    whose `JSON.stringify` answers anything else, is read the plain way, to the same result."""
+    from engine.actions import BID_ATTRIBUTE
+    from engine.observation import ATTRIBUTE_ALLOW_LIST, _mark_script, _marked
+
+    created = harness.run(harness.manager.create("test.churn", seed=3))
+    episode = harness.manager.get(created.episode_id)
+    tamperings = {
+        "array toJSON": "() => { Array.prototype.toJSON = function () { return 'tampered'; }; }",
+        "object toJSON": "() => { Object.prototype.toJSON = function () { return 1; }; }",
+        "stringify not JSON": "() => { JSON.stringify = () => 'not json'; }",
+        "stringify not an object": "() => { JSON.stringify = () => '[1, 2]'; }",
+        "stringify throws": "() => { JSON.stringify = () => { throw new Error('no'); }; }",
+    }
+    restore = ("() => { delete Array.prototype.toJSON; delete Object.prototype.toJSON;"
+               " JSON.stringify = window.__stringify; }")
+
+    def reads(_worker: BrowserWorker) -> tuple[bool, dict[str, tuple[object, ...]]]:
+        browser = episode.browser
+        page = browser.active_page()
+        page.evaluate("() => { window.__stringify = JSON.stringify; }")
+        args = [BID_ATTRIBUTE, episode.config.max_elements, list(ATTRIBUTE_ALLOW_LIST), "", 0, False]
+        as_json = _marked(page.evaluate(_mark_script(None, as_json=True), args)) is not None
+
+        def read() -> tuple[object, ...]:
+            snapshot = snapshot_page(page, browser._cdp[page], episode.config.max_elements, None, browser._next_bid)
+            assert snapshot is not None
+            return ([e.model_dump() for e in snapshot.elements], snapshot.axtree, snapshot.title,
+                    snapshot.focused_id, snapshot.next_bid)
+
+        seen = {"clean": read()}
+        for name, script in tamperings.items():
+            page.evaluate(script)
+            try:
+                seen[name] = read()
+            finally:
+                page.evaluate(restore)
+        return as_json, seen
+
+    try:
+        as_json, seen = harness.run(episode.worker.run(reads))
+    finally:
+        harness.run(harness.manager.close(created.episode_id))
+    assert as_json  # an ordinary page is read as one JSON string
+    assert seen["clean"][0] and "[" in str(seen["clean"][1])
+    for name in tamperings:
+        assert seen[name] == seen["clean"], name
