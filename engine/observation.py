@@ -89,13 +89,14 @@ def snapshot_page(
     args = [BID_ATTRIBUTE, max_elements, list(ATTRIBUTE_ALLOW_LIST), secret_selector or "", first_bid,
             read_while_loading]
     read: dict[str, Any] = page.evaluate(_mark_script(probe, as_json=True), args)
+    probed = read.get("probed")
     marked = _marked(read)
-    if marked is None:  # the page's own JSON.stringify answered something else: read it the plain way
-        read = page.evaluate(_mark_script(probe, as_json=False), args)
-        marked = read["marked"]
+    if marked is None:
+        # The page's own JSON.stringify answered something else: read it the plain way (the probe,
+        # already read before anything was marked, is not run again on a marked page).
+        marked = page.evaluate(_mark_script(None, as_json=False), args)["marked"]
     if marked.get("loading"):
         return None
-    probed = read.get("probed")
     secret_ids = {raw["id"] for raw in marked["elements"] if raw.pop("secret")} | set(marked.get("secretIds", []))
     elements = [Element.model_validate(raw) for raw in marked["elements"]]
     next_bid = int(marked.get("nextBid") or first_bid)
@@ -124,13 +125,15 @@ def _mark_script(probe: str | None, as_json: bool) -> str:
     then cost one page call. The probe runs first (nothing is marked yet), and its failure is
     kept from the read: the task then reads the page the ordinary way, and sees the error itself.
 
-    `as_json`: what the marking script found leaves the page as one JSON string (`marked`). It
+    `as_json`: what the marking script found leaves the page as one JSON string (`json`). It
     holds only strings, numbers, booleans and nulls, and as a string it crosses the renderer,
     the driver and Playwright's client without each walking every element and attribute to
-    convert it, which cost more of the step than the read itself. A page that gave arrays or
-    objects a `toJSON` (old libraries did) gets the plain conversion instead, and so does one
-    whose `JSON.stringify` returned anything but the object's JSON (see `_marked`). The probe's
-    value (`probed`) always takes Playwright's conversion, which keeps what JSON would not
+    convert it, which cost more of the step than the read itself. Strings are made well formed
+    first (a lone surrogate, or half an emoji cut at a length cap, becomes U+FFFD), as
+    Playwright's conversion makes them. A page that gave objects or arrays a `toJSON` (old
+    libraries did) gets the plain conversion instead (`marked`), and so does one whose
+    `JSON.stringify` returned anything but the read's JSON (see `_marked`). The probe's value
+    (`probed`) always takes Playwright's conversion, which keeps what JSON would not
     (undefined, NaN, -0) as BrowserGym reads them.
     """
     lines = ["(args) => {", "    let probed = null;"]
@@ -139,10 +142,11 @@ def _mark_script(probe: str | None, as_json: bool) -> str:
     lines.append(f"    const marked = ({_MARK_SCRIPT.strip()})(args);")
     if as_json:
         lines += [
-            "    const plain = !('toJSON' in Object.prototype || 'toJSON' in Array.prototype"
-            " || 'toJSON' in String.prototype);",
+            "    const plain = !('toJSON' in Object.prototype || 'toJSON' in Array.prototype);",
+            "    const wellFormed = (key, value) =>",
+            "        typeof value === 'string' && !value.isWellFormed() ? value.toWellFormed() : value;",
             "    let text = null;",
-            "    try { text = plain ? JSON.stringify(marked) : null; } catch (error) { text = null; }",
+            "    try { text = plain ? JSON.stringify(marked, wellFormed) : null; } catch (error) { text = null; }",
             "    if (typeof text === 'string') return {json: text, probed: probed};",
         ]
     lines += ["    return {marked: marked, probed: probed};", "}"]
@@ -150,17 +154,20 @@ def _mark_script(probe: str | None, as_json: bool) -> str:
 
 
 def _marked(read: dict[str, Any]) -> dict[str, Any] | None:
-    """What the marking script found, from a read made `as_json`; None if the page's JSON did not
-    parse to an object (its `JSON.stringify` is not the browser's), so it is read again plainly."""
+    """What the marking script found, from a read made `as_json`; None if the page's JSON is not
+    the shape the script returns (its `JSON.stringify` is not the browser's), so that the page
+    is read again plainly."""
     text = read.get("json")
     if text is None:
-        marked = read.get("marked")
-        return marked if isinstance(marked, dict) else None
-    try:
-        parsed = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
+        found = read.get("marked")
+    else:
+        try:
+            found = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            return None
+    if not isinstance(found, dict):
         return None
-    return parsed if isinstance(parsed, dict) else None
+    return found if isinstance(found.get("elements"), list) or found.get("loading") is True else None
 
 
 def _send(cdp: pw.CDPSession, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

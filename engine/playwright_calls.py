@@ -26,7 +26,7 @@ import linecache
 import sys
 import traceback
 import types
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,20 +72,25 @@ def extract_stack(f: types.FrameType | None = None, limit: int | None = None) ->
     assert frame is not None
     if limit is None and _in_playwright(frame.f_code.co_filename):
         limit = PLAYWRIGHT_STACK_FRAMES
+    if limit is None:
+        limit = getattr(sys, "tracebacklimit", None)
     places: list[tuple[types.CodeType, int]] = []
-    while frame is not None and (limit is None or len(places) < limit):
+    while frame is not None and (limit is None or limit < 0 or len(places) < limit):
         places.append((frame.f_code, frame.f_lineno))
         frame = frame.f_back
+    if limit is not None and limit < 0:
+        places = places[limit:]  # as `traceback`: the outermost frames
     places.reverse()
     return DeferredStack(places)
 
 
 class DeferredStack(traceback.StackSummary):
-    """A `StackSummary` that holds each frame's code and line until it is first read.
+    """A `StackSummary` that holds each frame's code and line until it is first used.
 
     Holding codes rather than frames keeps no caller's locals alive, and makes no reference
-    cycle through the frame that captured it. Reading it in any way (iterating, indexing,
-    `len`, formatting) builds the same `FrameSummary` entries `traceback` would have.
+    cycle through the frame that captured it. Any use of it as a list (every method `list`
+    defines, and formatting) first builds the same `FrameSummary` entries `traceback` would
+    have, then works on them.
     """
 
     def __init__(self, places: list[tuple[types.CodeType, int]]) -> None:
@@ -102,25 +107,26 @@ class DeferredStack(traceback.StackSummary):
             linecache.checkcache(filename)  # what `traceback` checks before it reads lines
         list.extend(self, summaries)
 
-    def __iter__(self) -> Iterator[traceback.FrameSummary]:
-        self._build()
-        return super().__iter__()
 
-    def __len__(self) -> int:
-        self._build()
-        return super().__len__()
+def _building(name: str) -> Callable[..., Any]:
+    """`list.<name>`, run once the deferred stack has built its entries."""
+    method = getattr(list, name)
 
-    def __getitem__(self, index: Any) -> Any:
+    def built(self: DeferredStack, *args: Any, **kwargs: Any) -> Any:
         self._build()
-        return super().__getitem__(index)
+        return method(self, *args, **kwargs)
 
-    def __reversed__(self) -> Iterator[traceback.FrameSummary]:
-        self._build()
-        return super().__reversed__()
+    built.__name__ = name
+    return built
 
-    def format(self) -> list[str]:
-        self._build()
-        return super().format()
+
+for _name in (
+    "__iter__", "__len__", "__getitem__", "__reversed__", "__contains__", "__repr__", "__str__", "__eq__",
+    "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__add__", "__mul__", "__rmul__", "__iadd__", "__imul__",
+    "__setitem__", "__delitem__", "append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear",
+    "copy", "count", "index",
+):
+    setattr(DeferredStack, _name, _building(_name))  # formatting iterates, so it builds too
 
 
 def _in_playwright(filename: str) -> bool:

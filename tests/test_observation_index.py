@@ -7,6 +7,7 @@ show up as a different `[id]` somewhere in the tree.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -94,6 +95,7 @@ def test_pages_that_change_json_are_read_the_same(harness: EngineHarness) -> Non
         "object toJSON": "() => { Object.prototype.toJSON = function () { return 1; }; }",
         "stringify not JSON": "() => { JSON.stringify = () => 'not json'; }",
         "stringify not an object": "() => { JSON.stringify = () => '[1, 2]'; }",
+        "stringify another object": "() => { JSON.stringify = () => '{\"loading\": false}'; }",
         "stringify throws": "() => { JSON.stringify = () => { throw new Error('no'); }; }",
     }
     restore = ("() => { delete Array.prototype.toJSON; delete Object.prototype.toJSON;"
@@ -104,7 +106,8 @@ def test_pages_that_change_json_are_read_the_same(harness: EngineHarness) -> Non
         page = browser.active_page()
         page.evaluate("() => { window.__stringify = JSON.stringify; }")
         args = [BID_ATTRIBUTE, episode.config.max_elements, list(ATTRIBUTE_ALLOW_LIST), "", 0, False]
-        as_json = _marked(page.evaluate(_mark_script(None, as_json=True), args)) is not None
+        first = page.evaluate(_mark_script(None, as_json=True), args)
+        as_json = "json" in first and _marked(first) is not None
 
         def read() -> tuple[object, ...]:
             snapshot = snapshot_page(page, browser._cdp[page], episode.config.max_elements, None, browser._next_bid)
@@ -129,3 +132,42 @@ def test_pages_that_change_json_are_read_the_same(harness: EngineHarness) -> Non
     assert seen["clean"][0] and "[" in str(seen["clean"][1])
     for name in tamperings:
         assert seen[name] == seen["clean"], name
+
+
+def test_text_with_broken_surrogates_reads_as_the_plain_conversion_reads_it(harness: EngineHarness) -> None:
+    """Half an emoji cut at a length cap, or a lone surrogate in the page, comes out as U+FFFD on
+    the JSON read as on Playwright's own conversion, and the observation still serializes."""
+    from engine.actions import BID_ATTRIBUTE
+    from engine.observation import ATTRIBUTE_ALLOW_LIST, _mark_script
+
+    created = harness.run(harness.manager.create("test.churn", seed=4))
+    episode = harness.manager.get(created.episode_id)
+
+    def reads(_worker: BrowserWorker) -> tuple[list[str], list[str], str]:
+        page = episode.browser.active_page()
+        page.evaluate("""() => {
+            const cut = document.createElement('button');
+            cut.textContent = 'a'.repeat(196) + '\\u{1F600}' + 'b'.repeat(10);
+            const lone = document.createElement('button');
+            lone.textContent = 'lone \\ud800 and \\udfff end';
+            document.body.prepend(cut, lone);
+        }""")
+        args = [BID_ATTRIBUTE, episode.config.max_elements, list(ATTRIBUTE_ALLOW_LIST), "", 0, False]
+        as_json = page.evaluate(_mark_script(None, as_json=True), args)
+        plain = page.evaluate(_mark_script(None, as_json=False), args)["marked"]
+        texts = [element["text"] for element in json.loads(as_json["json"])["elements"]]
+        plain_texts = [element["text"] for element in plain["elements"]]
+        snapshot = snapshot_page(page, episode.browser._cdp[page], episode.config.max_elements, None,
+                                 episode.browser._next_bid)
+        assert snapshot is not None
+        elements = [e.model_dump(mode="json") for e in snapshot.elements]
+        return texts, plain_texts, json.dumps(elements, ensure_ascii=False)
+
+    try:
+        texts, plain_texts, dumped = harness.run(episode.worker.run(reads))
+    finally:
+        harness.run(harness.manager.close(created.episode_id))
+    assert texts == plain_texts
+    assert "lone \ufffd and \ufffd end" in texts
+    assert any(text.startswith("a" * 196 + "\ufffd") for text in texts), texts[:3]
+    dumped.encode("utf-8")  # no lone surrogate is left to refuse encoding

@@ -61,6 +61,22 @@ def test_extract_stack_reads_as_traceback_does() -> None:
     assert len(ours) == len(theirs) and ours[-1].name == "both" and bool(ours)
 
 
+def test_extract_stack_is_a_list_like_any_other() -> None:
+    """Every list method sees the entries, first use or not."""
+
+    def both() -> tuple[traceback.StackSummary, traceback.StackSummary]:
+        return playwright_calls.extract_stack(), traceback.extract_stack()
+
+    ours, theirs = _deep(3, both)
+    assert ours == theirs and repr(ours) == repr(theirs) and ours.count(theirs[-1]) == 1
+    grown, _ = _deep(3, both)
+    grown.append(theirs[0])  # appended after the captured frames, not before them
+    assert grown[-1] is theirs[0] and len(grown) == len(theirs) + 1
+    turned, _ = _deep(3, both)
+    turned.reverse()
+    assert [f.name for f in turned] == [f.name for f in reversed(theirs)]
+
+
 def test_extract_stack_keeps_no_frame_alive() -> None:
     """The capture holds codes and lines only: the locals of the frames it saw are freed."""
 
