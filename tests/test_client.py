@@ -399,7 +399,7 @@ def test_agents_of_one_process_list_the_tools_once_per_server(live_server, contr
     episodes = [control.create_episode("miniwob.click-test", seed=30 + k) for k in range(3)]
 
     async def agents() -> list[dict[str, Any]]:
-        await _agent._shared_listings().clear()  # earlier tests of this process may have filled it
+        await _agent.SHARED_RESPONSES.clear()  # earlier tests of this process may have filled it
         seen = []
         for created in episodes:
             async with agent_client(created.mcp_url, created.agent_token) as client:
@@ -408,10 +408,19 @@ def test_agents_of_one_process_list_the_tools_once_per_server(live_server, contr
                 seen.append(result.structured_content)
         return seen
 
+    async def agent_of_another_server(created: Any) -> None:
+        # The cache was filled by this server; were the URL answered by another (restarted with
+        # another version, say), the listing would be asked for again.
+        _agent._servers_seen[created.mcp_url] = ("safebrowse", "another version")
+        async with agent_client(created.mcp_url, created.agent_token) as client:
+            assert not (await client.call_tool("observe", {})).is_error
+
     try:
         seen = asyncio.run(agents())
+        assert asked == ["tools/list"]
+        asyncio.run(agent_of_another_server(episodes[0]))
+        assert asked == ["tools/list", "tools/list"]
     finally:
         for created in episodes:
             control.close_episode(created.episode_id)
-    assert asked == ["tools/list"]
     assert [observation["goal"] for observation in seen] == [created.goal for created in episodes]

@@ -16,8 +16,10 @@ the tools as it connects: the first agent of a server asks, the others are serve
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import ssl
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     import httpx2
     from mcp import Client
     from mcp.client import CacheConfig
-    from mcp.client.caching import InMemoryResponseCacheStore
+    from mcp.client.caching import CacheEntry, CacheKey
 
 CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 30.0
@@ -63,23 +65,67 @@ def agent_http_client(agent_token: str, *, timeout: httpx2.Timeout | None = None
                               verify=_tls_context())
 
 
-@cache
-def _shared_listings() -> InMemoryResponseCacheStore:
-    """The response cache every agent client of this process shares (see the module's docstring)."""
-    from mcp.client.caching import InMemoryResponseCacheStore
+class SharedResponseStore:
+    """An in-process `mcp.client.ResponseCacheStore` that agents on any thread or event loop may
+    share: the SDK's own in-memory store expects one event loop. A lock around each operation,
+    and the oldest entry dropped past `max_entries`."""
 
-    return InMemoryResponseCacheStore(max_entries=64)
+    def __init__(self, max_entries: int = 64) -> None:
+        self._max_entries = max_entries
+        self._entries: collections.OrderedDict[CacheKey, CacheEntry] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    async def get(self, key: CacheKey) -> CacheEntry | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    async def set(self, key: CacheKey, entry: CacheEntry) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    async def delete(self, key: CacheKey) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    async def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
-def shared_cache_config(mcp_url: str, agent_token: str) -> CacheConfig:
+SHARED_RESPONSES = SharedResponseStore()
+"""The response cache every agent client of this process shares (see the module's docstring)."""
+
+_servers_seen: dict[str, tuple[str, str]] = {}
+"""The name and version of the server each MCP URL answered with last, in this process: a listing
+cached from another server on the same URL (restarted with other tools) is not served."""
+
+
+def _shared_cache_config(mcp_url: str, agent_token: str) -> CacheConfig:
     """`mcp.client.CacheConfig` for one agent: the process-wide store, entries kept per server
     (`mcp_url`, which names the server and carries no credential), its own partition for what
     the server marks private (derived from its token, as the SDK asks), and the public entries
     (the tool listing) shared with every other agent of the same server."""
     from mcp.client import CacheConfig
 
-    return CacheConfig(store=_shared_listings(), partition=hashlib.sha256(agent_token.encode()).hexdigest(),
+    return CacheConfig(store=SHARED_RESPONSES, partition=hashlib.sha256(agent_token.encode()).hexdigest(),
                        target_id=mcp_url, share_public=True)
+
+
+async def _list_tools(client: Client, mcp_url: str) -> None:
+    """List the tools through the shared cache, unless the server on `mcp_url` is not the one
+    that filled it (another name or version): then ask it, which replaces the cached listing."""
+    info = client.server_info
+    server = (info.name, info.version) if info is not None else None
+    stale = server is not None and _servers_seen.get(mcp_url, server) != server
+    await client.list_tools(cache_mode="refresh" if stale else "use")
+    if server is not None:
+        _servers_seen[mcp_url] = server
 
 
 @asynccontextmanager
@@ -97,11 +143,11 @@ async def agent_client(
 
     shared = "cache" not in client_options
     if shared:
-        client_options["cache"] = shared_cache_config(mcp_url, agent_token)
+        client_options["cache"] = _shared_cache_config(mcp_url, agent_token)
     http = agent_http_client(agent_token, timeout=timeout)
     async with http, Client(streamable_http_client(mcp_url, http_client=http), **client_options) as client:
         if shared:
-            await client.list_tools()
+            await _list_tools(client, mcp_url)
         yield client
 
 
