@@ -14,6 +14,7 @@ so work outside this process tree shows up as the difference.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -136,20 +137,47 @@ QUIET_WINDOW_S = 1.0
 QUIET_TIMEOUT_S = 45.0
 
 
+REFERENCE_LOOP = 2_000_000
+
+
+def reference_ms(repeats: int = 3) -> float:
+    """CPU time of a fixed pure-Python loop (the fastest of `repeats`), in ms.
+
+    A virtual machine's cores do not run at one speed: on the 2-core machine this loop took
+    from 0.51 to 0.60 s (15 % apart) within a minute, and every CPU figure of a benchmark
+    moves with it. Printed next to those figures, it says how fast the machine ran then."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.thread_time()
+        total = 0
+        for value in range(REFERENCE_LOOP):
+            total += value
+        best = min(best, time.thread_time() - started)
+    return best * 1000
+
+
 @dataclass
 class Quiet:
-    """How long `wait_until_quiet` waited, and how busy the machine was in its last window."""
+    """How long `wait_until_quiet` waited, how busy the machine was in its last window (NaN where
+    /proc cannot tell), against which threshold, and how fast it ran then (`reference_ms`)."""
 
     waited_s: float
     busy_cores: float
+    max_busy_cores: float = QUIET_BUSY_CORES
+    reference_ms: float = field(default_factory=reference_ms)
 
     @property
     def reached(self) -> bool:
-        return self.busy_cores <= QUIET_BUSY_CORES
+        return self.busy_cores <= self.max_busy_cores
 
     def describe(self) -> str:
-        state = "quiet" if self.reached else f"not quiet after {QUIET_TIMEOUT_S:g} s"
-        return f"started {self.waited_s:.0f} s later, machine {state} ({self.busy_cores:.2f} busy cores)"
+        if math.isnan(self.busy_cores):
+            state = "of unknown load"
+        elif self.reached:
+            state = f"quiet ({self.busy_cores:.2f} busy cores)"
+        else:
+            state = f"still busy after {self.waited_s:.0f} s ({self.busy_cores:.2f} busy cores)"
+        return f"started {self.waited_s:.0f} s later, machine {state}, reference loop {self.reference_ms:.0f} ms"
 
 
 def wait_until_quiet(max_busy_cores: float = QUIET_BUSY_CORES, timeout_s: float = QUIET_TIMEOUT_S) -> Quiet:
@@ -163,5 +191,5 @@ def wait_until_quiet(max_busy_cores: float = QUIET_BUSY_CORES, timeout_s: float 
         time.sleep(QUIET_WINDOW_S)
         busy = machine_busy_cores(difference(before, sample()))
         waited = time.monotonic() - started
-        if busy <= max_busy_cores or waited >= timeout_s:
-            return Quiet(waited, busy)
+        if math.isnan(busy) or busy <= max_busy_cores or waited >= timeout_s:
+            return Quiet(waited, busy, max_busy_cores)

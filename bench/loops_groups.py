@@ -21,7 +21,7 @@ from typing import NoReturn
 
 from tqdm import tqdm
 
-from bench import browsergym_threads, groups, stats
+from bench import browsergym_threads, cpu, groups, stats
 from bench.browsergym_side import SIDE as BROWSERGYM
 from bench.live import server_process
 from bench.loops_targets import Target
@@ -60,6 +60,8 @@ class Groups:
     task_id: str
     pause_s: float
     sides: list[GroupSide] = field(default_factory=list)
+    quiet: list[str] = field(default_factory=list)
+    """How each side's rounds started (`cpu.wait_until_quiet`)."""
 
 
 def run_safebrowse(args: argparse.Namespace, bar: tqdm[NoReturn]) -> GroupSide:
@@ -111,8 +113,10 @@ def _play_rounds(outcome: GroupSide, args: argparse.Namespace, bar: tqdm[NoRetur
 
 def run(args: argparse.Namespace, browsergym: bool, bar: tqdm[NoReturn]) -> Groups:
     outcome = Groups(args.group_task, args.pause)
+    outcome.quiet.append(f"safebrowse: {cpu.wait_until_quiet().describe()}")
     outcome.sides.append(run_safebrowse(args, bar))
     if browsergym:
+        outcome.quiet.append(f"BrowserEnv: {cpu.wait_until_quiet().describe()}")  # the server's shutdown is done
         outcome.sides.append(run_browsergym(args, bar))
     return outcome
 
@@ -146,6 +150,7 @@ def report(outcome: Groups) -> tuple[list[str], list[Target]]:
         out.append(f"   ratio (BrowserEnv / safebrowse): cold "
                    f"{stats.fmt_x(stats.ratio(theirs.cold_s, ours.cold_s))}, later rounds "
                    f"{stats.fmt_x(stats.ratio(theirs.later_median_s, ours.later_median_s))}{note}")
+    out += [f"   {line}" for line in outcome.quiet]
     targets = []
     if ours:
         later = ours.later_median_s
