@@ -110,8 +110,9 @@ def run(args: argparse.Namespace, browsergym: bool, bar: tqdm[NoReturn]) -> Para
                     if index % 2 == 1:
                         players.reverse()
                     for name, play in players:
-                        outcome.quiet.append(f"{name} at {parallel}: {cpu.wait_until_quiet().describe()}")
+                        start = cpu.wait_until_quiet().describe()
                         play()
+                        outcome.quiet.append(f"{name} at {parallel}: {start}; {cpu.reference_ms():.0f} ms after it")
                         bar.set_postfix_str(f"parallel {name} {parallel}", refresh=False)
                         bar.update()
             finally:
