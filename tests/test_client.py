@@ -383,23 +383,31 @@ def test_the_tool_listing_may_be_shared_for_ten_minutes(live_server, control):
 
 def test_agents_of_one_process_list_the_tools_once_per_server(live_server, control, monkeypatch):
     """Each agent's first call is checked against the observation's output schema; the schema
-    comes from the listing the first agent fetched, so the server is asked once for three agents."""
+    comes from the listing the first agent fetched, and the later agents adopt its probe answer,
+    so the server is probed once and asked for the listing once, for three agents."""
     from mcp.client.session import ClientSession
 
     from safebrowse.client import _agent
 
     asked: list[str] = []
     original = ClientSession.list_tools
+    original_probe = ClientSession.send_discover
 
     async def counted(self: ClientSession, *args: Any, **kwargs: Any) -> Any:
         asked.append("tools/list")
         return await original(self, *args, **kwargs)
 
+    async def counted_probe(self: ClientSession, *args: Any, **kwargs: Any) -> Any:
+        asked.append("server/discover")
+        return await original_probe(self, *args, **kwargs)
+
     monkeypatch.setattr(ClientSession, "list_tools", counted)
+    monkeypatch.setattr(ClientSession, "send_discover", counted_probe)
     episodes = [control.create_episode("miniwob.click-test", seed=30 + k) for k in range(3)]
 
     async def agents() -> list[dict[str, Any]]:
-        await _agent.SHARED_RESPONSES.clear()  # earlier tests of this process may have filled it
+        await _agent.SHARED_RESPONSES.clear()  # earlier tests of this process may have filled them
+        _agent._discovered.clear()
         seen = []
         for created in episodes:
             async with agent_client(created.mcp_url, created.agent_token) as client:
@@ -415,11 +423,21 @@ def test_agents_of_one_process_list_the_tools_once_per_server(live_server, contr
         async with agent_client(created.mcp_url, created.agent_token) as client:
             assert not (await client.call_tool("observe", {})).is_error
 
+    async def agent_after_a_while(created: Any) -> None:
+        # The probe answer is adopted for DISCOVERY_REUSE_S only; after that the server is asked.
+        at, version, result = _agent._discovered[created.mcp_url]
+        _agent._discovered[created.mcp_url] = (at - _agent.DISCOVERY_REUSE_S - 1, version, result)
+        async with agent_client(created.mcp_url, created.agent_token) as client:
+            assert not (await client.call_tool("observe", {})).is_error
+
     try:
         seen = asyncio.run(agents())
-        assert asked == ["tools/list"]
+        assert asked == ["server/discover", "tools/list"]
+        asyncio.run(agent_after_a_while(episodes[1]))
+        assert asked == ["server/discover", "tools/list", "server/discover"]
+        asked.clear()
         asyncio.run(agent_of_another_server(episodes[0]))
-        assert asked == ["tools/list", "tools/list"]
+        assert asked == ["tools/list"]
     finally:
         for created in episodes:
             control.close_episode(created.episode_id)

@@ -6,12 +6,17 @@ episode's agent token and timeouts of its own, through the transport's public
 `http_client` argument.
 
 A trainer connects one agent per episode, often eight at once for a GRPO group, and
-each agent's first tool call would first list the tools to learn their output
-schemas: a request, and about 40 KB for the server to write and the client to read,
-per episode. The door marks its listing as shareable for ten minutes (SEP-2549 cache
-hints), so the agents of one process share one response cache (`mcp.client.CacheConfig`
-with a process-wide store, public entries shared across tokens) and each agent lists
-the tools as it connects: the first agent of a server asks, the others are served.
+each agent would probe the server (`server/discover`) and, at its first tool call, list
+the tools to learn their output schemas: two requests, and about 40 KB for the server
+to write and the client to read, per episode. So the agents of one process share both:
+- the listing, which the door marks as shareable for ten minutes (SEP-2549 cache hints),
+  through one response cache (`mcp.client.CacheConfig` with a process-wide store, public
+  entries shared across tokens); each agent lists the tools as it connects, and the
+  first agent of a server asks, the others are served;
+- the server's answer to the probe, for a minute (`DISCOVERY_REUSE_S`): an agent connecting
+  within it adopts that answer (`mcp.Client`'s `prior_discover`) instead of asking again.
+  A server replaced on the same URL is seen within that minute; a connection that fails
+  on an adopted answer drops it, so the next agent probes.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import collections
 import hashlib
 import ssl
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -30,6 +36,7 @@ if TYPE_CHECKING:
     from mcp import Client
     from mcp.client import CacheConfig
     from mcp.client.caching import CacheEntry, CacheKey
+    from mcp.types import DiscoverResult
 
 CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 30.0
@@ -101,6 +108,12 @@ class SharedResponseStore:
 SHARED_RESPONSES = SharedResponseStore()
 """The response cache every agent client of this process shares (see the module's docstring)."""
 
+DISCOVERY_REUSE_S = 60.0
+"""How long agents of this process adopt the answer an earlier agent got from `server/discover`."""
+
+_discovered: dict[str, tuple[float, str, DiscoverResult]] = {}
+"""For each MCP URL: when its server answered the probe, the protocol version agreed, and the answer."""
+
 _servers_seen: dict[str, tuple[str, str]] = {}
 """The name and version of the server each MCP URL answered with last, in this process: a listing
 cached from another server on the same URL (restarted with other tools) is not served."""
@@ -115,6 +128,25 @@ def _shared_cache_config(mcp_url: str, agent_token: str) -> CacheConfig:
 
     return CacheConfig(store=SHARED_RESPONSES, partition=hashlib.sha256(agent_token.encode()).hexdigest(),
                        target_id=mcp_url, share_public=True)
+
+
+def _adopt_discovery(mcp_url: str, client_options: dict[str, Any]) -> bool:
+    """Pin the protocol version and the server's probe answer an earlier agent got, if it is
+    recent enough; whether it did."""
+    known = _discovered.get(mcp_url)
+    if known is None or time.monotonic() - known[0] > DISCOVERY_REUSE_S:
+        return False
+    _at, version, result = known
+    client_options.update(mode=version, prior_discover=result)
+    return True
+
+
+def _keep_discovery(mcp_url: str, client: Client) -> None:
+    """Remember the server's answer to this agent's probe, for the next agents (modern servers
+    only: a server that answered the legacy handshake has none to adopt)."""
+    result = client.session.discover_result
+    if result is not None:
+        _discovered[mcp_url] = (time.monotonic(), client.protocol_version, result)
 
 
 async def _list_tools(client: Client, mcp_url: str) -> None:
@@ -136,7 +168,9 @@ async def agent_client(
 
     `client_options` go to `mcp.Client` unchanged (`mode=...`, callbacks, ...). Unless they
     name a `cache`, the client uses the process-wide response cache, and has listed the tools
-    (from that cache when another agent of the server already did) before it is yielded.
+    (from that cache when another agent of the server already did) before it is yielded; and
+    unless they also name a `mode` or a `prior_discover`, it adopts the probe answer an agent of
+    the same server got within `DISCOVERY_REUSE_S` (see the module's docstring).
     """
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
@@ -144,11 +178,22 @@ async def agent_client(
     shared = "cache" not in client_options
     if shared:
         client_options["cache"] = _shared_cache_config(mcp_url, agent_token)
+    probe = shared and "mode" not in client_options and "prior_discover" not in client_options
+    adopted = probe and _adopt_discovery(mcp_url, client_options)
     http = agent_http_client(agent_token, timeout=timeout)
-    async with http, Client(streamable_http_client(mcp_url, http_client=http), **client_options) as client:
-        if shared:
-            await _list_tools(client, mcp_url)
-        yield client
+    connected = False
+    try:
+        async with http, Client(streamable_http_client(mcp_url, http_client=http), **client_options) as client:
+            if shared:
+                await _list_tools(client, mcp_url)
+            if probe and not adopted:
+                _keep_discovery(mcp_url, client)
+            connected = True
+            yield client
+    except BaseException:
+        if adopted and not connected:
+            _discovered.pop(mcp_url, None)  # the adopted answer may be another server's: probe next time
+        raise
 
 
 __all__ = ["agent_client", "agent_http_client"]
