@@ -19,6 +19,14 @@ from urllib.parse import unquote, urlsplit
 logger = logging.getLogger(__name__)
 
 
+def cache_control(has_query: bool) -> str:
+    """The `Cache-Control` of an asset answer, from the asset server or the egress proxy's own:
+    plain files are the same for every episode and stay in the HTTP cache, which a reused
+    context keeps; a URL with a query can carry what an episode typed or chose, so its answer
+    is never stored, and no later episode's page can find it there."""
+    return "no-store" if has_query else "max-age=3600"
+
+
 def miniwob_html_dir() -> Path:
     """The HTML folder shipped by the `miniwob` package."""
     import miniwob
@@ -121,9 +129,7 @@ class AssetServer:
                 self.send_response(HTTPStatus.OK)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
-                # As the egress proxy answers (`EgressProxy._serve_asset`): a URL with a query is
-                # never stored, as it could carry what an episode typed.
-                self.send_header("Cache-Control", "no-store" if url.query else "max-age=3600")
+                self.send_header("Cache-Control", cache_control(bool(url.query)))
                 self.end_headers()
                 if send_body:
                     self.wfile.write(body)

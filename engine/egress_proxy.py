@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from engine.assets import cache_control
+
 logger = logging.getLogger(__name__)
 
 MAX_HEAD = 64 * 1024
@@ -294,13 +296,8 @@ class EgressProxy:
         return False
 
     async def _serve_asset(self, head: _Head, path: str, has_query: bool, writer: asyncio.StreamWriter) -> bool:
-        """The asset server's answer, given here: no second hop, the connection kept alive.
-
-        Plain files are the same for every episode and stay in the HTTP cache, which a reused
-        context keeps (so its next page loads without refetching or recompiling its scripts).
-        A URL with a query can carry what an episode typed or chose: its answer is never
-        stored, so no later episode's page can find it there.
-        """
+        """The asset server's answer, given here: no second hop, the connection kept alive, and
+        the asset server's caching (`engine.assets.cache_control`)."""
         assert self._assets is not None
         if head.method not in ("GET", "HEAD"):
             writer.write(_response("405 Method Not Allowed", close=False, extra="Allow: GET, HEAD\r\n"))
@@ -315,7 +312,7 @@ class EgressProxy:
         content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         answer = (
             f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-            f"Cache-Control: {'no-store' if has_query else 'max-age=3600'}\r\nConnection: keep-alive\r\n\r\n".encode()
+            f"Cache-Control: {cache_control(has_query)}\r\nConnection: keep-alive\r\n\r\n".encode()
         )
         writer.write(answer + body if head.method == "GET" else answer)  # one write: one segment for small files
         await writer.drain()
