@@ -61,7 +61,7 @@ class Groups:
     pause_s: float
     sides: list[GroupSide] = field(default_factory=list)
     quiet: list[str] = field(default_factory=list)
-    """How each side's rounds started (`cpu.wait_until_quiet`)."""
+    """How BrowserEnv's rounds started, after safebrowse's server stopped (`cpu.wait_until_quiet`)."""
 
 
 def run_safebrowse(args: argparse.Namespace, bar: tqdm[NoReturn]) -> GroupSide:
@@ -113,8 +113,7 @@ def _play_rounds(outcome: GroupSide, args: argparse.Namespace, bar: tqdm[NoRetur
 
 def run(args: argparse.Namespace, browsergym: bool, bar: tqdm[NoReturn]) -> Groups:
     outcome = Groups(args.group_task, args.pause)
-    outcome.quiet.append(f"safebrowse: {cpu.wait_until_quiet().describe()}")
-    outcome.sides.append(run_safebrowse(args, bar))
+    outcome.sides.append(run_safebrowse(args, bar))  # `bench.loops` waits for quiet before the shape
     if browsergym:
         outcome.quiet.append(f"BrowserEnv: {cpu.wait_until_quiet().describe()}")  # the server's shutdown is done
         outcome.sides.append(run_browsergym(args, bar))
