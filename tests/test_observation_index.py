@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.observation import snapshot_page
+from engine.actions import BID_ATTRIBUTE
+from engine.observation import ATTRIBUTE_ALLOW_LIST, snapshot_page
 from engine.worker import BrowserWorker
 from safebrowse.scripted import POLICIES
 
@@ -22,6 +23,12 @@ from support.pages import page_task
 
 MARKER = re.compile(r"\[(\d+)\]")
 CHURN = page_task("test.churn", "churn.html", "Change the page.")
+
+
+def mark_arguments(max_elements: int) -> list[object]:
+    """The marking script's arguments as `snapshot_page` passes them, for a page with no secret
+    field, numbering from 0, not read while loading."""
+    return [BID_ATTRIBUTE, max_elements, list(ATTRIBUTE_ALLOW_LIST), "", 0, False]
 
 
 def fresh_axtree(harness: EngineHarness, episode_id: str) -> str:
@@ -85,8 +92,7 @@ def test_scripted_miniwob_episodes_see_the_same_tree_as_a_fresh_snapshot(harness
 def test_pages_that_change_json_are_read_the_same(harness: EngineHarness) -> None:
     """The page read leaves the page as a JSON string; a page whose objects carry `toJSON`, or
     whose `JSON.stringify` answers anything else, is read the plain way, to the same result."""
-    from engine.actions import BID_ATTRIBUTE
-    from engine.observation import ATTRIBUTE_ALLOW_LIST, _mark_script, _marked
+    from engine.observation import _mark_script, _marked
 
     created = harness.run(harness.manager.create("test.churn", seed=3))
     episode = harness.manager.get(created.episode_id)
@@ -105,7 +111,7 @@ def test_pages_that_change_json_are_read_the_same(harness: EngineHarness) -> Non
         browser = episode.browser
         page = browser.active_page()
         page.evaluate("() => { window.__stringify = JSON.stringify; }")
-        args = [BID_ATTRIBUTE, episode.config.max_elements, list(ATTRIBUTE_ALLOW_LIST), "", 0, False]
+        args = mark_arguments(episode.config.max_elements)
         first = page.evaluate(_mark_script(None, as_json=True), args)
         as_json = "json" in first and _marked(first) is not None
 
@@ -137,8 +143,7 @@ def test_pages_that_change_json_are_read_the_same(harness: EngineHarness) -> Non
 def test_text_with_broken_surrogates_reads_as_the_plain_conversion_reads_it(harness: EngineHarness) -> None:
     """Half an emoji cut at a length cap, or a lone surrogate in the page, comes out as U+FFFD on
     the JSON read as on Playwright's own conversion, and the observation still serializes."""
-    from engine.actions import BID_ATTRIBUTE
-    from engine.observation import ATTRIBUTE_ALLOW_LIST, _mark_script
+    from engine.observation import _mark_script
 
     created = harness.run(harness.manager.create("test.churn", seed=4))
     episode = harness.manager.get(created.episode_id)
@@ -152,7 +157,7 @@ def test_text_with_broken_surrogates_reads_as_the_plain_conversion_reads_it(harn
             lone.textContent = 'lone \\ud800 and \\udfff end';
             document.body.prepend(cut, lone);
         }""")
-        args = [BID_ATTRIBUTE, episode.config.max_elements, list(ATTRIBUTE_ALLOW_LIST), "", 0, False]
+        args = mark_arguments(episode.config.max_elements)
         as_json = page.evaluate(_mark_script(None, as_json=True), args)
         plain = page.evaluate(_mark_script(None, as_json=False), args)["marked"]
         texts = [element["text"] for element in json.loads(as_json["json"])["elements"]]
