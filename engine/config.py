@@ -29,14 +29,25 @@ CHROMIUM_FLAGS = (
     "--disable-client-side-phishing-detection",
     "--disable-domain-reliability",
     "--disable-component-extensions-with-background-pages",
-    # One --disable-features wins over Playwright's own, so this list carries every feature
-    # that would talk to the network on its own: cast discovery (MediaRouter, Dial...),
-    # certificate transparency lists, translation, autofill's server, optimisation hints,
-    # network time, preconnecting to the search engine, https upgrades of http navigations.
+    # One --disable-features wins over Playwright's own, so this list carries:
+    # - every feature that would talk to the network on its own: cast discovery (MediaRouter,
+    #   Dial...), certificate transparency lists, translation, autofill's server, optimisation
+    #   hints, network time, preconnecting to the search engine, https upgrades of http
+    #   navigations;
+    # - the rest of Playwright's own list, which its driver counts on (paint holding off,
+    #   no lazy frames, ...);
+    # - RenderDocument: without it a navigation within a site keeps the tab's frame host
+    #   instead of building a new one for each document. A task page's load (every reset)
+    #   then costs about 30% less CPU across the browser and renderer processes (measured
+    #   on click-test: 55-78 against 80-97 ms). Each document still gets a new global object
+    #   and script state; nothing of the last document is reachable from the new one.
     "--disable-features=OverlayScrollbars,ExtendedOverlayScrollbars,MediaRouter,DialMediaRouteProvider,"
     "CertificateTransparencyComponentUpdater,Translate,AutofillServerCommunication,OptimizationHints,"
     "OptimizationHintsFetching,OptimizationGuideModelDownloading,NetworkTimeServiceQuerying,PreconnectToSearch,"
-    "HttpsUpgrades",
+    "HttpsUpgrades,"
+    "ImprovedCookieControls,LazyFrameLoading,GlobalMediaControls,DestroyProfileOnBrowserClose,AcceptCHFrame,"
+    "AutoExpandDetailsElement,AvoidUnnecessaryBeforeUnloadCheckSync,PaintHolding,"
+    "RenderDocument",
     # <a ping> (hyperlink auditing) is switched off: a page could report clicks elsewhere.
     "--no-pings",
     "--disable-dev-shm-usage",
