@@ -5,7 +5,8 @@ each prompt's group of rollouts, then pauses while its model generates.
     python -m bench.groups --group 16 --rounds 6 --task miniwob.enter-text
 
 Each round creates G episodes of the task in parallel on the control API,
-connects one MCP client per episode with its agent token and calls `observe`
+points one MCP client per slot of the group at its episode (an `AgentSeat`, kept
+from round to round, as a trainer keeps its environments) and calls `observe`
 once: the group's reset is the time until every agent holds its first
 observation. The episodes are then closed and the benchmark pauses, as a
 trainer does while its model generates. The server (`safebrowse serve` in a
@@ -26,41 +27,42 @@ from collections.abc import Sequence
 from bench import stats
 from bench.live import ServerProcess, start_server_process
 from engine.config import EngineConfig
-from safebrowse.client import AsyncControlClient, agent_client
+from safebrowse.client import AgentSeat, AsyncControlClient
 
 
-async def one_agent(control: AsyncControlClient, task_id: str, seed: int,
+async def one_agent(control: AsyncControlClient, seat: AgentSeat, task_id: str, seed: int,
                     ready: asyncio.Future[tuple[str, float]], release: asyncio.Event) -> None:
     """Reset one episode and hold its agent's first observation until the group is released.
 
-    The MCP client is opened and closed in this one task, as its task group requires.
+    The agent is `seat`'s MCP client, which plays this slot of the group round after round,
+    as one of a trainer's environments does.
     """
     started = time.perf_counter()
     try:
         created = await control.create_episode(task_id, seed=seed)
-        async with agent_client(created.mcp_url, created.agent_token) as agent:
-            first = await agent.call_tool("observe", {})
-            if first.structured_content is None:
-                raise RuntimeError(f"the first observe returned no observation: {first.content}")
-            ready.set_result((created.episode_id, time.perf_counter() - started))
-            await release.wait()
+        agent = await seat.take(created.mcp_url, created.agent_token)
+        first = await agent.call_tool("observe", {})
+        if first.structured_content is None:
+            raise RuntimeError(f"the first observe returned no observation: {first.content}")
+        ready.set_result((created.episode_id, time.perf_counter() - started))
+        await release.wait()
     except BaseException as error:
         if not ready.done():
             ready.set_exception(error)  # the round fails instead of waiting for this agent forever
         raise
 
 
-async def reset_group(control: AsyncControlClient, task_id: str, first_seed: int,
-                      size: int) -> tuple[float, list[float]]:
-    """Reset `size` episodes of `task_id` at once (seeds `first_seed`, `first_seed + 1`, ...),
+async def reset_group(control: AsyncControlClient, seats: Sequence[AgentSeat], task_id: str,
+                      first_seed: int) -> tuple[float, list[float]]:
+    """Reset one episode of `task_id` per seat at once (seeds `first_seed`, `first_seed + 1`, ...),
     then close them all: the time until every agent held its first observation, and each
     agent's own reset time, in seconds."""
     loop = asyncio.get_running_loop()
     release = asyncio.Event()
-    readies: list[asyncio.Future[tuple[str, float]]] = [loop.create_future() for _ in range(size)]
+    readies: list[asyncio.Future[tuple[str, float]]] = [loop.create_future() for _ in seats]
     started = time.perf_counter()
-    agents = [asyncio.create_task(one_agent(control, task_id, first_seed + k, ready, release))
-              for k, ready in enumerate(readies)]
+    agents = [asyncio.create_task(one_agent(control, seat, task_id, first_seed + k, ready, release))
+              for k, (seat, ready) in enumerate(zip(seats, readies))]
     try:
         done = await asyncio.gather(*readies)
         group_s = time.perf_counter() - started
@@ -79,16 +81,19 @@ async def reset_group(control: AsyncControlClient, task_id: str, first_seed: int
 async def run(server: ServerProcess, args: argparse.Namespace) -> list[tuple[float, list[float]]]:
     """Each round's group time and its episodes' reset times, in seconds."""
     control = AsyncControlClient(server.control_url, server.control_token)
+    seats = [AgentSeat() for _ in range(args.group)]
     rounds: list[tuple[float, list[float]]] = []
     try:
         for round_index in range(args.rounds):
             seed = args.seed + round_index * args.group
-            group_s, resets = await reset_group(control, args.task, seed, args.group)
+            group_s, resets = await reset_group(control, seats, args.task, seed)
             rounds.append((group_s, resets))
             print(f"  round {round_index + 1}: group of {args.group} ready in {group_s * 1000:.0f} ms",
                   file=sys.stderr, flush=True)
             await asyncio.sleep(args.pause)
     finally:
+        for seat in seats:
+            await seat.aclose()
         await control.aclose()
     return rounds
 

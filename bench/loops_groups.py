@@ -26,7 +26,7 @@ from bench.browsergym_side import SIDE as BROWSERGYM
 from bench.live import server_process
 from bench.loops_targets import Target
 from bench.safebrowse_side import SIDE as SAFEBROWSE
-from safebrowse.client import AsyncControlClient
+from safebrowse.client import AgentSeat, AsyncControlClient
 from safebrowse.loop import BackgroundLoop
 
 LATER_ROUNDS_TARGET_S = 0.319  # 2x faster than the 638 ms measured by bench.groups at commit 0f47350
@@ -73,10 +73,13 @@ def run_safebrowse(args: argparse.Namespace, bar: tqdm[NoReturn]) -> GroupSide:
                 return AsyncControlClient(server.control_url, server.control_token)
 
             control = client_loop.run(make_control())
+            seats = [AgentSeat() for _ in range(args.group)]  # one per slot of the group, for every round
             try:
                 _play_rounds(outcome, args, bar, "safebrowse", lambda seed: client_loop.run(
-                    groups.reset_group(control, args.group_task, seed, args.group), ROUND_TIMEOUT_S))
+                    groups.reset_group(control, seats, args.group_task, seed), ROUND_TIMEOUT_S))
             finally:
+                for seat in seats:
+                    client_loop.run(seat.aclose())
                 client_loop.run(control.aclose())
     finally:
         client_loop.close()

@@ -25,6 +25,7 @@ from control_api.openapi import Operation
 from control_api.routes import OPERATIONS
 from engine.reward import RewardWeights
 from safebrowse.client import (
+    AgentSeat,
     AsyncControlClient,
     ControlAPIError,
     ControlClient,
@@ -442,3 +443,86 @@ def test_agents_of_one_process_list_the_tools_once_per_server(live_server, contr
         for created in episodes:
             control.close_episode(created.episode_id)
     assert [observation["goal"] for observation in seen] == [created.goal for created in episodes]
+
+
+# -- one client for the episodes of one agent slot -------------------------------------------
+
+
+def test_a_seat_plays_episode_after_episode_with_one_client(live_server, control, monkeypatch):
+    """Three episodes through one seat, each taken from a task of its own: one client, the
+    tools listed once, and each episode's calls acting on that episode alone (the first one
+    stays open, and nothing the seat does after moving on reaches it)."""
+    from mcp.client.session import ClientSession
+
+    listed: list[str] = []
+    original = ClientSession.list_tools
+
+    async def counted(self: ClientSession, *args: Any, **kwargs: Any) -> Any:
+        listed.append("tools/list")
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClientSession, "list_tools", counted)
+    episodes = [control.create_episode("miniwob.enter-text", seed=60 + k) for k in range(3)]
+
+    async def play(seat: AgentSeat, created: Any) -> tuple[Any, dict[str, Any]]:
+        client = await seat.take(created.mcp_url, created.agent_token)
+        observation = (await client.call_tool("observe", {})).structured_content
+        first = observation
+        while not observation["episode_over"]:
+            tool, arguments = scripted(observation)
+            result = await client.call_tool(tool, arguments)
+            assert not result.is_error, result.content
+            observation = result.structured_content
+        return client, first
+
+    async def slot() -> list[tuple[Any, dict[str, Any]]]:
+        async with AgentSeat() as seat:
+            played = [await asyncio.create_task(play(seat, created)) for created in episodes]
+            assert seat.connected
+        assert not seat.connected
+        return played
+
+    try:
+        played = asyncio.run(slot())
+        assert len({id(client) for client, _ in played}) == 1
+        assert listed == ["tools/list"]
+        assert [first["goal"] for _, first in played] == [created.goal for created in episodes]
+        for created in episodes:
+            state = control.get_episode(created.episode_id)
+            assert (state.success, state.step_index) == (True, 2)
+            assert [step.tool for step in control.get_trajectory(created.episode_id).steps] == ["fill", "click"]
+    finally:
+        for created in episodes:
+            control.close_episode(created.episode_id)
+
+
+def test_a_seat_cannot_act_in_an_episode_closed_under_it(live_server, control):
+    from mcp.shared.exceptions import MCPError
+
+    """The seat acts with the token of the episode it was last taken for; an episode closed
+    under it is refused, and the same client then plays the next episode as usual."""
+    first, second = (control.create_episode("miniwob.click-test", seed=70 + k) for k in range(2))
+
+    async def slot() -> None:
+        async with AgentSeat() as seat:
+            client = await seat.take(first.mcp_url, first.agent_token)
+            assert not (await client.call_tool("observe", {})).is_error
+            control.close_episode(first.episode_id)
+            with pytest.raises(MCPError):  # the door refuses a closed episode's token
+                await client.call_tool("observe", {})
+            assert seat.connected
+            assert await seat.take(second.mcp_url, second.agent_token) is client
+            observation = (await client.call_tool("observe", {})).structured_content
+            assert observation is not None and observation["goal"] == second.goal
+
+    try:
+        asyncio.run(slot())
+    finally:
+        control.close_episode(second.episode_id)
+
+
+def test_a_seat_keeps_no_response_cache() -> None:
+    from mcp.client import CacheConfig
+
+    with pytest.raises(ValueError, match="no response cache"):
+        AgentSeat(cache=CacheConfig())

@@ -8,7 +8,8 @@ built in `_operations`, where each operation's path, body and parsing is written
 once. Failures raise `ControlAPIError` with the server's `{error, detail}`.
 
 `arollout` / `rollout` run a policy through whole episodes the way a trainer does,
-and `agent_client` connects an `mcp` SDK client to the MCP door as one episode's agent.
+`agent_client` connects an `mcp` SDK client to the MCP door as one episode's agent, and
+`AgentSeat` keeps one such client for the episodes an agent slot plays one after another.
 """
 
 from safebrowse.client._agent import agent_client, agent_http_client
@@ -25,10 +26,12 @@ from safebrowse.client._rollout import (
     arollout,
     rollout,
 )
+from safebrowse.client._seat import AgentSeat
 from safebrowse.client._sync import ControlClient
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "AgentSeat",
     "AsyncControlClient",
     "BaseControlClient",
     "ControlAPIError",

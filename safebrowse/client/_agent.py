@@ -58,6 +58,11 @@ def _tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()  # what each client would build for itself
 
 
+def bearer(agent_token: str) -> str:
+    """The `Authorization` header's value for an agent token."""
+    return f"Bearer {agent_token}"
+
+
 def agent_http_client(agent_token: str, *, timeout: httpx2.Timeout | None = None) -> httpx2.AsyncClient:
     """The HTTP client of one agent: its token in every request's `Authorization` header.
 
@@ -68,7 +73,7 @@ def agent_http_client(agent_token: str, *, timeout: httpx2.Timeout | None = None
 
     if timeout is None:
         timeout = httpx2.Timeout(REQUEST_TIMEOUT_S, connect=CONNECT_TIMEOUT_S, read=STREAM_READ_TIMEOUT_S)
-    return httpx2.AsyncClient(headers={"Authorization": f"Bearer {agent_token}"}, timeout=timeout,
+    return httpx2.AsyncClient(headers={"Authorization": bearer(agent_token)}, timeout=timeout,
                               verify=_tls_context())
 
 
