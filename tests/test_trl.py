@@ -96,11 +96,18 @@ def test_an_environment_plays_through_the_door_and_its_reward_comes_from_the_con
     assert completion == [1.0]
     assert [set(step) >= set(CHANNELS) for step in reward_breakdown(environment)] == [True]
 
-    environment.reset(prompt=prompt(), task_id=TASK, seed=4)  # the previous episode is closed
+    second_opening = environment.reset(prompt=prompt(), task_id=TASK, seed=4)  # the previous episode is closed
     assert control.get_episode(first).status.value == "closed"
     second = environment.episode_id
+    assert second is not None and second != first
+    # The environment's one MCP client now acts as the second episode's agent, and only as it.
+    environment.click(id=button_id(second_opening))  # type: ignore[attr-defined]
+    assert [step.tool for step in control.get_trajectory(second).steps] == ["click"]
+    assert [step.tool for step in control.get_trajectory(first).steps] == ["click"]
     close_environments()
-    assert second is not None and control.get_episode(second).status.value == "closed"
+    assert control.get_episode(second).status.value == "closed"
+    with pytest.raises(ToolCallError, match="reset"):
+        environment.click(id=button_id(second_opening))  # type: ignore[attr-defined]
 
 
 def test_bad_rows_a_server_that_is_down_and_a_closed_episode_are_said_plainly(live_server: LiveServer) -> None:

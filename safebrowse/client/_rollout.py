@@ -1,8 +1,9 @@
 """Whole episodes the way a trainer runs them: the control API on one side, MCP on the other.
 
-`arollout` / `rollout` create each episode on the control API, connect to the MCP
-door with the episode's agent token, feed the policy the agent-visible observation,
-send the tool calls it picks, then read the server-side rewards from the control API.
+`arollout` / `rollout` create each episode on the control API, act as its agent on the
+MCP door with the episode's agent token (one `AgentSeat` per concurrent episode), feed
+the policy the agent-visible observation, send the tool calls it picks, then read the
+server-side rewards from the control API.
 For scripted play and evaluation; a model trains through `safebrowse.trl`.
 """
 
@@ -17,9 +18,9 @@ from typing import Any
 import httpx
 
 from control_api.schemas import TrajectoryResponse, TrajectoryStep
-from safebrowse.client._agent import agent_client
 from safebrowse.client._async import AsyncControlClient
 from safebrowse.client._errors import ControlAPIError
+from safebrowse.client._seat import AgentSeat
 from safebrowse.client._sync import ControlClient
 
 Observation = dict[str, Any]
@@ -87,30 +88,31 @@ async def _decide(policy: Policy, observation: Observation) -> ToolCall | None:
 
 
 async def _run_episode(
-    control: AsyncControlClient, spec: EpisodeSpec, policy: Policy, max_steps: int | None, close: bool
+    control: AsyncControlClient, seat: AgentSeat, spec: EpisodeSpec, policy: Policy, max_steps: int | None,
+    close: bool,
 ) -> EpisodeRollout:
     created = await control.create_episode(spec.task_id, seed=spec.seed, **dict(spec.options))
     actions: list[ToolCall] = []
     try:
-        async with agent_client(created.mcp_url, created.agent_token) as agent:
-            result = await agent.call_tool("observe", {})
+        agent = await seat.take(created.mcp_url, created.agent_token)
+        result = await agent.call_tool("observe", {})
+        observation = result.structured_content
+        while observation is not None and not observation.get("episode_over", False):
+            if max_steps is not None and len(actions) >= max_steps:
+                break
+            decision = await _decide(policy, observation)
+            if decision is None:
+                break
+            tool, arguments = decision
+            actions.append((tool, dict(arguments)))
+            result = await agent.call_tool(tool, dict(arguments))
             observation = result.structured_content
-            while observation is not None and not observation.get("episode_over", False):
-                if max_steps is not None and len(actions) >= max_steps:
-                    break
-                decision = await _decide(policy, observation)
-                if decision is None:
-                    break
-                tool, arguments = decision
-                actions.append((tool, dict(arguments)))
-                result = await agent.call_tool(tool, dict(arguments))
-                observation = result.structured_content
-                if observation is None and not result.is_error:
-                    # A text-only answer (ask_oracle): show it with a fresh observation.
-                    answer = " ".join(getattr(block, "text", "") for block in result.content)
-                    fresh = await agent.call_tool("observe", {})
-                    observation = None if fresh.structured_content is None else {
-                        **fresh.structured_content, "oracle_answer": answer}
+            if observation is None and not result.is_error:
+                # A text-only answer (ask_oracle): show it with a fresh observation.
+                answer = " ".join(getattr(block, "text", "") for block in result.content)
+                fresh = await agent.call_tool("observe", {})
+                observation = None if fresh.structured_content is None else {
+                    **fresh.structured_content, "oracle_answer": answer}
         state = await control.get_episode(created.episode_id)
         if not state.done:
             # The policy stopped or hit the client-side cap: the trainer ends the episode.
@@ -155,13 +157,25 @@ async def arollout(
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     specs = [EpisodeSpec(item) if isinstance(item, str) else item for item in episodes]
-    gate = asyncio.Semaphore(concurrency)
+    # One agent seat per concurrent episode: each plays one episode after another with one
+    # MCP client, and the free seats bound how many run at once.
+    seats: list[AgentSeat] = [AgentSeat() for _ in range(min(concurrency, len(specs)))]
+    free: asyncio.Queue[AgentSeat] = asyncio.Queue()
+    for seat in seats:
+        free.put_nowait(seat)
 
     async def one(spec: EpisodeSpec) -> EpisodeRollout:
-        async with gate:
-            return await _run_episode(control, spec, policy, max_steps, close)
+        seat = await free.get()
+        try:
+            return await _run_episode(control, seat, spec, policy, max_steps, close)
+        finally:
+            free.put_nowait(seat)
 
-    return RolloutBatch(list(await asyncio.gather(*(one(spec) for spec in specs))))
+    try:
+        return RolloutBatch(list(await asyncio.gather(*(one(spec) for spec in specs))))
+    finally:
+        for seat in seats:
+            await seat.aclose()
 
 
 def rollout(

@@ -37,7 +37,7 @@ class SafebrowseEnvironment:
 
     def __init__(self) -> None:
         self._control = ControlClient(self.control_url, self.control_token)
-        self._connection: AgentConnection | None = None
+        self._connection = AgentConnection()  # one MCP client for every episode of this environment
         self.episode_id: str | None = None
         """The episode of the last `reset` (for reward functions and logging)."""
         self.task_id: str | None = None
@@ -61,11 +61,9 @@ class SafebrowseEnvironment:
             raise ResetError(f"the safebrowse control API at {self.control_url} cannot be reached: "
                              f"{type(error).__name__}: {error}") from None
         self.episode_id, self.task_id, self.goal = created.episode_id, created.task_id, created.goal
-        self._connection = AgentConnection(created.mcp_url, created.agent_token)
         try:
-            self._connection.open()
+            self._connection.open(created.mcp_url, created.agent_token)
         except Exception as error:  # noqa: BLE001 - said in one line: the door cannot be reached
-            self._connection = None
             raise ResetError(f"the MCP door {created.mcp_url} of episode {created.episode_id} cannot be reached: "
                              f"{type(error).__name__}: {error}") from None
         page = self._call("observe", {})
@@ -75,8 +73,6 @@ class SafebrowseEnvironment:
 
     def _call(self, tool: str, arguments: dict[str, Any]) -> str | list[dict[str, Any]]:
         """Call a tool through the door; the agent's view of the answer, or `ToolCallError`."""
-        if self._connection is None:
-            raise ToolCallError("no episode: reset() first")
         try:
             result = self._connection.call(tool, {key: value for key, value in arguments.items() if value is not None})
         except ToolCallError:
@@ -94,10 +90,8 @@ class SafebrowseEnvironment:
 
     def _end_episode(self) -> None:
         """Close this environment's episode, if any (its record stays on the server)."""
-        connection, episode_id = self._connection, self.episode_id
-        self._connection = None
-        if connection is not None:
-            connection.close()
+        episode_id = self.episode_id
+        self._connection.release()
         if episode_id is not None:
             try:
                 self._control.close_episode(episode_id)
@@ -155,10 +149,12 @@ def environment_factory(
 
 
 def close_environments() -> None:
-    """Close the episode of every environment still holding one (TRL has no end-of-training hook)."""
+    """Close the episode of every environment still holding one, and its MCP client (TRL has no
+    end-of-training hook)."""
     for environment in list(_open_environments):
         try:
             environment._end_episode()
+            environment._connection.close()
         except Exception:  # noqa: BLE001 - the server may be gone already
             pass
 
