@@ -9,7 +9,9 @@ They come from two places:
 
 - a closed episode's context, reset in place (`recycle`, `engine.context_reset`):
   a few browser round trips, so a trainer that creates its next episode right
-  after closing the last one finds it warm;
+  after closing the last one finds it warm; a spare that preloaded another page
+  than the last episode started on (the trainer moved to another task) is reset
+  the same way and aimed at that page (`on_idle`);
 - a new context, opened only when no episode runs on the worker and no job waits
   (`on_idle`), so that opening one (a renderer start) never holds up an agent's
   step, nor competes with a group of resets still under way.
@@ -280,14 +282,36 @@ class WarmPool:
         while len(self._spares) > target:
             close_quietly(self._spares.pop(0).context)  # demand went down: free the oldest
         # Contexts preloaded for a page the last episode did not start on were a wrong guess:
-        # replace them, so the pool follows a trainer that moves to another task.
-        stale = [spare for spare in self._spares if spare.url is not None and spare.url != self._last_url]
-        self._spares = [spare for spare in self._spares if spare not in stale]
-        for spare in stale:
-            close_quietly(spare.context)
+        # aim them at that page instead, so the pool follows a trainer that moves to another task.
+        for spare in [spare for spare in self._spares if spare.url is not None and spare.url != self._last_url]:
+            if interrupted():
+                return
+            self._spares.remove(spare)
+            self._reaim(spare)
         while len(self._spares) < target and not interrupted():
             if not self._replenish():
                 return
+
+    def _reaim(self, spare: Spare) -> None:
+        """Reset a spare that preloaded another page than the last episode's, and load that page
+        in it: a page load, where a new context would also start a renderer. Its reset is verified
+        like a closed episode's; one that cannot be reset is closed."""
+        if self._last_url is None:
+            close_quietly(spare.context)  # the last episode wanted no page preloaded: nothing to aim at
+            return
+        try:
+            page = reset_context(spare.context, spare.page, self._asset_origin, self._last_url,
+                                 self._config.setup_timeout_s * 1000)
+        except (pw.Error, ResetRefusedError) as refused:
+            logger.info("worker %d closed a spare context instead of reusing it: %s", self._worker_index, refused)
+            close_quietly(spare.context)
+            return
+        except Exception:  # noqa: BLE001 - a context that cannot be reset is not kept
+            logger.exception("worker %d could not reset a spare context; closed it", self._worker_index)
+            close_quietly(spare.context)
+            return
+        self._spares.append(Spare(spare.context, page, spare.guard, self._last_url, spare.episodes, time.monotonic(),
+                                  verified=False))
 
     def close_all(self) -> None:
         for spare in self._spares:

@@ -97,14 +97,22 @@ def test_the_pool_follows_a_trainer_to_another_task(harness: EngineHarness) -> N
     worker = manager.pool.workers[0]
     other = "miniwob.click-button"
     other_url = manager.assets.origin + manager.registry.get(other).preload_path
+    pool = worker.warm_pool
     close_all(harness, burst(harness, 2, seed=70))  # two warm contexts showing click-test
-    wait_for(lambda: len(worker.warm_pool._spares) >= 2, "the pool did not fill up")
+    wait_for(lambda: len(pool.spare_urls) >= 2 and not pool.has_unverified, "the pool did not fill up")
+
+    def spare_contexts(_worker: object) -> set[int]:
+        """On the worker's thread: the warm contexts, by identity."""
+        return {id(spare.context) for spare in pool._spares}
+
+    before = worker.submit(spare_contexts).result(timeout=30)
     created, _session = harness.open(other, seed=80)
     harness.run(manager.close(created.episode_id))
     # Every warm context now shows the new task's page; none is left on the old one.
-    pool = worker.warm_pool
     wait_for(lambda: len(pool.spare_urls) >= 2 and set(pool.spare_urls) == {other_url},
              "the warm contexts stayed on the previous task's page")
+    # They are the same contexts, reset and aimed at the new page: no renderer was started for it.
+    assert before <= worker.submit(spare_contexts).result(timeout=30)
 
 
 def test_a_closed_episodes_context_is_reset_and_serves_the_next_episode(harness: EngineHarness) -> None:

@@ -21,12 +21,13 @@ have written. Two more trials fight the reset: A's tab, unload handlers and work
 writing while it runs, or A's workers alone keep writing files; whatever the reset makes of it
 (reuse or close), B sees nothing.
 
-A refused permission cannot be cleared from a context (Chromium keeps it), so the recycling
-trial leaves every trace but that one, and another trial shows such a context is closed, not
-handed on. The clipboard belongs to the browser, not to a context, so it is tried apart: what
-A copies, B must not paste (a known limit, kept as a strict expected failure). The control
-test shows the traces are found when they are there: within one episode, the same page
-loaded again in the same tab finds every one it left.
+A recycled context can also be aimed at another task's page when the trainer moves on (d); B,
+on the first task again, gets it. A refused permission cannot be cleared from a context
+(Chromium keeps it), so the recycling trials leave every trace but that one, and another trial
+shows such a context is closed, not handed on. The clipboard belongs to the browser, not to a
+context, so it is tried apart: what A copies, B must not paste (a known limit, kept as a strict
+expected failure). The control test shows the traces are found when they are there: within one
+episode, the same page loaded again in the same tab finds every one it left.
 """
 
 from __future__ import annotations
@@ -581,6 +582,32 @@ def test_a_recycled_context_shows_nothing_of_the_episode_that_used_it(server: Re
         assert server.context_of(episode_b["episode_id"]) is a.context, (
             "episode B did not get episode A's recycled context "
             f"(A's context is {'still open' if is_open(server, a.context) else 'closed'})")
+        first, again = play_episode_b(server, episode_b)
+        assert_nothing_of_a(server, episode_b["episode_id"], first, again, a)
+    finally:
+        server.control.close(episode_b["episode_id"])
+
+
+def test_a_recycled_context_aimed_at_another_task_shows_nothing_of_the_episode_that_used_it(
+        server: ReuseServer) -> None:
+    """Path (d): A leaves every trace (but a refused permission) and its context is recycled,
+    preloading A's page; then the trainer moves to another task (C, on another page, in a
+    context made to measure), so the idle worker resets A's context again and aims it at C's
+    page. B, on A's task, gets that context, sent back to a blank page before B's page opens."""
+    a = play_episode_a(server, TRACES_TASK, leave="leave-but-permission")
+    drop_spares(server)
+    server.control.close(a.episode_id)
+    wait_for(lambda: [spare.context for spare in server.pool._spares] == [a.context],
+             "episode A's context did not become the warm spare")
+    episode_c = server.control.create(ELSEWHERE_TASK, seed=3)
+    server.control.close(episode_c["episode_id"])
+    elsewhere = server.url(ELSEWHERE_PAGE)
+    wait_for(lambda: [(spare.context, spare.url, spare.verified) for spare in server.pool._spares]
+             == [(a.context, elsewhere, True)], "episode A's context was not aimed at the next task's page")
+
+    episode_b = server.control.create(TRACES_TASK, seed=2)
+    try:
+        assert server.context_of(episode_b["episode_id"]) is a.context, "episode B did not get A's context"
         first, again = play_episode_b(server, episode_b)
         assert_nothing_of_a(server, episode_b["episode_id"], first, again, a)
     finally:
