@@ -41,7 +41,6 @@ class BrowserSession:
         self._context: pw.BrowserContext | None = None
         self._page: pw.Page | None = None
         self._guard: EgressGuard | None = None  # installed with the context, in `open`
-        self._cdp: dict[pw.Page, pw.CDPSession] = {}
         self._bid_indexes: dict[pw.Page, BidIndex] = {}
         self._blocked: list[BlockedRequest] = []
         self._blocked_lock = threading.Lock()  # the egress proxy reports from its own thread
@@ -81,22 +80,16 @@ class BrowserSession:
 
     def close(self) -> None:
         """Give the context back to the worker, which resets it for a later episode or closes it;
-        the session is empty afterwards, and nothing of it stays attached to the context."""
+        the session is empty afterwards. The tabs' CDP sessions stay with the context's guard."""
         if self._worker is not None and self._lease is not None:
             try:
                 self._lease.context.remove_listener("page", self._on_new_page)
             except (pw.Error, ValueError):
                 pass
-            for session in self._cdp.values():  # a reused page must not gather sessions
-                try:
-                    session.detach()
-                except pw.Error:
-                    pass
             self._worker.give_back(self._lease)
         self._worker, self._lease = None, None
         self._context = None
         self._page = None
-        self._cdp.clear()
         self._bid_indexes.clear()
 
     @property
@@ -261,13 +254,17 @@ class BrowserSession:
         if "domcontentloaded" not in _reported_load_states(page):
             page.wait_for_load_state("domcontentloaded", timeout=self._config.action_timeout_ms)
 
+    def page_session(self, page: pw.Page) -> pw.CDPSession:
+        """The CDP session on one of the episode's tabs: the one its context's egress guard holds
+        for the tab's whole life, so no episode attaches (and detaches) sessions of its own."""
+        assert self._guard is not None, "the browser session is not open"
+        return self._guard.session(page)
+
     def read(self, probe: str | None = None) -> PageSnapshot:
         """Read the active page: its elements (ids given as needed) and accessibility tree; with
         `probe`, also what that page function returns, in the same call (`PageSnapshot.probed`)."""
         page = self.active_page()
-        cdp = self._cdp.get(page)
-        if cdp is None:
-            cdp = self._cdp[page] = self.context.new_cdp_session(page)
+        cdp = self.page_session(page)
         snapshot: PageSnapshot | None = None
         for attempt in range(READ_ATTEMPTS):
             # A mouse click on a link returns before the navigation it starts: the

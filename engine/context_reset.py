@@ -19,8 +19,8 @@ viewport. What a page can leave behind, and how each is cleared:
   only the asset server's plain files, the same for every episode (the egress proxy
   marks every answer to a URL with a query `no-store`, as it could carry what an
   episode typed), and is kept so the next page loads from it;
-- history: `Page.resetNavigationHistory` once the next page has committed, so
-  `history.length` is 1 and `go_back` leads nowhere;
+- history: `Page.resetNavigationHistory` once the browser has recorded the next page's
+  commit, so `history.length` is 1 and `go_back` leads nowhere;
 - focus, scroll position, timers, the old document's scripts: gone with the document
   (Playwright runs Chromium without the back-forward cache).
 
@@ -44,6 +44,9 @@ from engine.egress import origin_of
 
 # A context is closed after this many episodes: a long-lived renderer's memory stays bounded.
 MAX_EPISODES_PER_CONTEXT = 50
+# How often, and how far apart, a check asks whether the browser has recorded a commit (1 s in all).
+_COMMIT_POLLS = 100
+_COMMIT_POLL_MS = 10
 
 _FORGET_TAB_SCRIPT = """() => {
   try { sessionStorage.clear(); } catch (e) {}
@@ -96,9 +99,12 @@ class ResetRefusedError(Exception):
     """The context could not be shown to be clean; it must be closed, not reused."""
 
 
-def reset_context(context: pw.BrowserContext, page: pw.Page, origin: str, next_url: str, timeout_ms: float) -> pw.Page:
+def reset_context(
+    context: pw.BrowserContext, page: pw.Page, session: pw.CDPSession, origin: str, next_url: str, timeout_ms: float
+) -> pw.Page:
     """Clear everything the last episode left in `context` and start loading `next_url` in its
     first tab; that tab, which must pass `verify_clean` before an episode is given it.
+    `session` is a CDP session on `page` (the one its egress guard holds).
 
     The check is left to `verify_clean` because the new page's renderer is busy loading for a
     while, and every call to it waits until then: run at once, it would hold the worker's
@@ -109,30 +115,41 @@ def reset_context(context: pw.BrowserContext, page: pw.Page, origin: str, next_u
         tab.evaluate(_FORGET_TAB_SCRIPT)
     context.clear_cookies()
     context.clear_permissions()
-    session = context.new_cdp_session(tab)
-    try:
-        session.send("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
-    finally:
-        session.detach()
+    session.send("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
     # Only until the document commits: the page loads in Chromium while the worker serves
     # other jobs; the task's setup waits for "load".
     tab.goto(next_url, wait_until="commit", timeout=timeout_ms)
     return tab
 
 
-def verify_clean(context: pw.BrowserContext, tab: pw.Page, browser_session: pw.CDPSession) -> None:
+def verify_clean(
+    context: pw.BrowserContext, tab: pw.Page, session: pw.CDPSession, browser_session: pw.CDPSession
+) -> None:
     """Finish a reset and show it worked: the tab's history reset to its one page, nothing left
     that the new document or the browser can see. ResetRefusedError if anything is.
 
-    `browser_session` is a browser-level CDP session, which lists every target of the context.
+    `session` is a CDP session on `tab`; `browser_session` a browser-level one, which lists
+    every target of the context.
     """
-    session = context.new_cdp_session(tab)
-    try:
-        session.send("Page.resetNavigationHistory")
-        context_id: str = session.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
-    finally:
-        session.detach()
+    _wait_for_committed_entry(tab, session)
+    session.send("Page.resetNavigationHistory")
+    context_id: str = session.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
     _verify(context, tab, context_id, browser_session)
+
+
+def _wait_for_committed_entry(tab: pw.Page, session: pw.CDPSession) -> None:
+    """Wait until the browser's history of `tab` ends on the document the tab shows.
+
+    Playwright learns of a commit from the renderer, a moment before the browser records the
+    new history entry: a history reset made in between would keep the old entry and then gain
+    the new one. ResetRefusedError if the entry never comes (the context is then closed).
+    """
+    for _attempt in range(_COMMIT_POLLS):
+        history = session.send("Page.getNavigationHistory")
+        if history["entries"][history["currentIndex"]]["url"] == tab.url:
+            return
+        tab.wait_for_timeout(_COMMIT_POLL_MS)
+    raise ResetRefusedError(f"the browser never recorded the tab's page {tab.url} in its history")
 
 
 def _only_tab(context: pw.BrowserContext, page: pw.Page) -> pw.Page:

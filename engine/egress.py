@@ -84,6 +84,7 @@ class EgressGuard:
         self._endpoints = frozenset(_endpoint_of(origin) for origin in self.allowed if "://" in origin)
         self._on_blocked = on_blocked
         self._lock = threading.Lock()  # the proxy's thread reports while the worker's may rebind
+        self._sessions: dict[pw.Page, pw.CDPSession] = {}  # worker thread only
 
     def rebind(self, on_blocked: BlockedCallback) -> None:
         """Report to a new owner: a warm context's guard keeps guarding when an episode takes it."""
@@ -117,14 +118,28 @@ class EgressGuard:
         for page in context.pages:  # a warm context already has its first page
             self._watch_page(page)
 
+    def session(self, page: pw.Page) -> pw.CDPSession:
+        """The CDP session the guard holds on `page`, one for the tab's whole life, for the
+        worker's own calls to it too (page reads, a reused context's reset and its check): each
+        would otherwise attach a session of its own and detach it, two more round trips through
+        the driver and the browser, on every episode. Worker thread only."""
+        session = self._sessions.get(page)
+        if session is None:  # a page the guard has not watched (yet): its first call opens it
+            session = self._sessions[page] = page.context.new_cdp_session(page)
+        return session
+
     def _watch_page(self, page: pw.Page) -> None:
         page.on("download", lambda download: self._cancel_download(download))
+        page.on("close", self._forget_page)
         try:
-            session = page.context.new_cdp_session(page)
+            session = self.session(page)
             session.on("Fetch.requestPaused", lambda event: self._judge_document(session, page, event))
             session.send("Fetch.enable", {"patterns": _DOCUMENTS})
         except pw.Error:
             pass  # the page closed already: it navigates nowhere
+
+    def _forget_page(self, page: pw.Page) -> None:
+        self._sessions.pop(page, None)
 
     def _judge_document(self, session: pw.CDPSession, page: pw.Page, event: dict[str, Any]) -> None:
         """Let a document request go on to the proxy if its origin is allowed, else answer it

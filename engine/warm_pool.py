@@ -96,15 +96,11 @@ def close_quietly(context: pw.BrowserContext) -> None:
         pass
 
 
-def _forget_preloaded_page(context: pw.BrowserContext, page: pw.Page) -> None:
+def _forget_preloaded_page(page: pw.Page, session: pw.CDPSession) -> None:
     """Back to a blank page with no history, as a fresh context starts: a task that wanted
-    another page must not find the preloaded one behind `go_back`."""
+    another page must not find the preloaded one behind `go_back`. `session` is on `page`."""
     page.goto("about:blank")
-    session = context.new_cdp_session(page)
-    try:
-        session.send("Page.resetNavigationHistory")
-    finally:
-        session.detach()
+    session.send("Page.resetNavigationHistory")
 
 
 def _blocked_while_warming(url: str, kind: str, page: pw.Page | None) -> None:
@@ -178,7 +174,7 @@ class WarmPool:
             return None
         try:
             if spare.url is not None and spare.url != preload_url:
-                _forget_preloaded_page(spare.context, spare.page)
+                _forget_preloaded_page(spare.page, spare.guard.session(spare.page))
         except pw.Error:
             close_quietly(spare.context)
             return None
@@ -204,8 +200,8 @@ class WarmPool:
             return
         lease.guard.rebind(_blocked_while_warming)
         try:
-            page = reset_context(lease.context, lease.page, self._asset_origin, next_url,
-                                 self._config.setup_timeout_s * 1000)
+            page = reset_context(lease.context, lease.page, lease.guard.session(lease.page), self._asset_origin,
+                                 next_url, self._config.setup_timeout_s * 1000)
         except (pw.Error, ResetRefusedError) as refused:
             logger.info("worker %d closed a used context instead of reusing it: %s", self._worker_index, refused)
             close_quietly(lease.context)
@@ -233,7 +229,7 @@ class WarmPool:
     def _verified(self, spare: Spare) -> bool:
         """Whether a reset context passed `verify_clean`; one that did not is closed."""
         try:
-            verify_clean(spare.context, spare.page, self._browser_session())
+            verify_clean(spare.context, spare.page, spare.guard.session(spare.page), self._browser_session())
         except (pw.Error, ResetRefusedError) as refused:
             logger.info("worker %d closed a used context instead of reusing it: %s", self._worker_index, refused)
             close_quietly(spare.context)
@@ -300,8 +296,8 @@ class WarmPool:
             close_quietly(spare.context)  # the last episode wanted no page preloaded: nothing to aim at
             return
         try:
-            page = reset_context(spare.context, spare.page, self._asset_origin, self._last_url,
-                                 self._config.setup_timeout_s * 1000)
+            page = reset_context(spare.context, spare.page, spare.guard.session(spare.page), self._asset_origin,
+                                 self._last_url, self._config.setup_timeout_s * 1000)
         except (pw.Error, ResetRefusedError) as refused:
             logger.info("worker %d closed a spare context instead of reusing it: %s", self._worker_index, refused)
             close_quietly(spare.context)

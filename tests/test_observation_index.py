@@ -38,7 +38,7 @@ def fresh_axtree(harness: EngineHarness, episode_id: str) -> str:
     def read(_worker: BrowserWorker) -> str:
         browser = episode.browser
         page = browser.active_page()
-        snapshot = snapshot_page(page, browser._cdp[page], episode.config.max_elements, None, browser._next_bid)
+        snapshot = snapshot_page(page, browser.page_session(page), episode.config.max_elements, None, browser._next_bid)
         assert snapshot is not None
         return snapshot.axtree
 
@@ -116,7 +116,8 @@ def test_pages_that_change_json_are_read_the_same(harness: EngineHarness) -> Non
         as_json = "json" in first and _marked(first) is not None
 
         def read() -> tuple[object, ...]:
-            snapshot = snapshot_page(page, browser._cdp[page], episode.config.max_elements, None, browser._next_bid)
+            snapshot = snapshot_page(page, browser.page_session(page), episode.config.max_elements, None,
+                                     browser._next_bid)
             assert snapshot is not None
             return ([e.model_dump() for e in snapshot.elements], snapshot.axtree, snapshot.title,
                     snapshot.focused_id, snapshot.next_bid)
@@ -162,7 +163,7 @@ def test_text_with_broken_surrogates_reads_as_the_plain_conversion_reads_it(harn
         plain = page.evaluate(_mark_script(None, as_json=False), args)["marked"]
         texts = [element["text"] for element in json.loads(as_json["json"])["elements"]]
         plain_texts = [element["text"] for element in plain["elements"]]
-        snapshot = snapshot_page(page, episode.browser._cdp[page], episode.config.max_elements, None,
+        snapshot = snapshot_page(page, episode.browser.page_session(page), episode.config.max_elements, None,
                                  episode.browser._next_bid)
         assert snapshot is not None
         elements = [e.model_dump(mode="json") for e in snapshot.elements]
