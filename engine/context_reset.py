@@ -131,13 +131,13 @@ def verify_clean(
     `session` is a CDP session on `tab`; `browser_session` a browser-level one, which lists
     every target of the context.
     """
-    _wait_for_committed_entry(tab, session)
+    wait_for_committed_entry(tab, session)
     session.send("Page.resetNavigationHistory")
     context_id: str = session.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
     _verify(context, tab, context_id, browser_session)
 
 
-def _wait_for_committed_entry(tab: pw.Page, session: pw.CDPSession) -> None:
+def wait_for_committed_entry(tab: pw.Page, session: pw.CDPSession) -> None:
     """Wait until the browser's history of `tab` ends on the document the tab shows.
 
     Playwright learns of a commit from the renderer, a moment before the browser records the
@@ -178,4 +178,4 @@ def _verify(context: pw.BrowserContext, tab: pw.Page, context_id: str, browser_s
         raise ResetRefusedError(f"the context still runs more than its tab: {others or len(pages)}")
 
 
-__all__ = ["MAX_EPISODES_PER_CONTEXT", "ResetRefusedError", "reset_context", "verify_clean"]
+__all__ = ["MAX_EPISODES_PER_CONTEXT", "ResetRefusedError", "reset_context", "verify_clean", "wait_for_committed_entry"]

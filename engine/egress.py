@@ -139,6 +139,7 @@ class EgressGuard:
             pass  # the page closed already: it navigates nowhere
 
     def _forget_page(self, page: pw.Page) -> None:
+        """A closed tab's session is gone with it: drop it, so a closed page is not kept alive."""
         self._sessions.pop(page, None)
 
     def _judge_document(self, session: pw.CDPSession, page: pw.Page, event: dict[str, Any]) -> None:

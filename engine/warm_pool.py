@@ -33,7 +33,13 @@ import playwright.sync_api as pw
 from playwright.sync_api import ViewportSize
 
 from engine.config import EngineConfig
-from engine.context_reset import MAX_EPISODES_PER_CONTEXT, ResetRefusedError, reset_context, verify_clean
+from engine.context_reset import (
+    MAX_EPISODES_PER_CONTEXT,
+    ResetRefusedError,
+    reset_context,
+    verify_clean,
+    wait_for_committed_entry,
+)
 from engine.egress import BlockedCallback, EgressGuard
 
 logger = logging.getLogger(__name__)
@@ -100,6 +106,7 @@ def _forget_preloaded_page(page: pw.Page, session: pw.CDPSession) -> None:
     """Back to a blank page with no history, as a fresh context starts: a task that wanted
     another page must not find the preloaded one behind `go_back`. `session` is on `page`."""
     page.goto("about:blank")
+    wait_for_committed_entry(page, session)  # else the reset could land before the blank page's entry
     session.send("Page.resetNavigationHistory")
 
 
@@ -143,7 +150,12 @@ class WarmPool:
     def has_idle_work(self) -> bool:
         """Whether an idle moment would change anything: a burst to note, reset contexts to verify,
         or spares to add or free."""
-        return self._taken_since_idle > 0 or self.has_unverified or len(self._spares) != self.target
+        return (self._taken_since_idle > 0 or self.has_unverified or len(self._spares) != self.target
+                or any(self._aimed_elsewhere(spare) for spare in self._spares))
+
+    def _aimed_elsewhere(self, spare: Spare) -> bool:
+        """Whether a spare preloaded another page than the one the last episode started on."""
+        return spare.url is not None and spare.url != self._last_url
 
     def publish(self) -> None:
         """Tell other threads which pages the warm contexts show, and since when (one assignment)."""
@@ -279,7 +291,7 @@ class WarmPool:
             close_quietly(self._spares.pop(0).context)  # demand went down: free the oldest
         # Contexts preloaded for a page the last episode did not start on were a wrong guess:
         # aim them at that page instead, so the pool follows a trainer that moves to another task.
-        for spare in [spare for spare in self._spares if spare.url is not None and spare.url != self._last_url]:
+        for spare in [spare for spare in self._spares if self._aimed_elsewhere(spare)]:
             if interrupted():
                 return
             self._spares.remove(spare)
@@ -292,8 +304,11 @@ class WarmPool:
         """Reset a spare that preloaded another page than the last episode's, and load that page
         in it: a page load, where a new context would also start a renderer. Its reset is verified
         like a closed episode's; one that cannot be reset is closed."""
-        if self._last_url is None:
-            close_quietly(spare.context)  # the last episode wanted no page preloaded: nothing to aim at
+        if self._last_url is None or (self._last_viewport is not None
+                                      and spare.page.viewport_size != self._last_viewport):
+            # Nothing to aim at (the last episode wanted no page preloaded), or a viewport the
+            # trainer's task no longer has: a new context, opened at the right size, replaces it.
+            close_quietly(spare.context)
             return
         try:
             page = reset_context(spare.context, spare.page, spare.guard.session(spare.page), self._asset_origin,

@@ -497,10 +497,11 @@ def test_a_seat_plays_episode_after_episode_with_one_client(live_server, control
 
 
 def test_a_seat_cannot_act_in_an_episode_closed_under_it(live_server, control):
+    """The seat acts with the token of the episode it was last taken for; an episode closed
+    under it is refused, and the same client then plays the next episode as usual. A closed
+    seat connects a new client at its next take."""
     from mcp.shared.exceptions import MCPError
 
-    """The seat acts with the token of the episode it was last taken for; an episode closed
-    under it is refused, and the same client then plays the next episode as usual."""
     first, second = (control.create_episode("miniwob.click-test", seed=70 + k) for k in range(2))
 
     async def slot() -> None:
@@ -514,6 +515,11 @@ def test_a_seat_cannot_act_in_an_episode_closed_under_it(live_server, control):
             assert await seat.take(second.mcp_url, second.agent_token) is client
             observation = (await client.call_tool("observe", {})).structured_content
             assert observation is not None and observation["goal"] == second.goal
+            await seat.aclose()
+            assert not seat.connected
+            again = await seat.take(second.mcp_url, second.agent_token)
+            assert again is not client and seat.connected
+            assert not (await again.call_tool("observe", {})).is_error
 
     try:
         asyncio.run(slot())
@@ -526,3 +532,16 @@ def test_a_seat_keeps_no_response_cache() -> None:
 
     with pytest.raises(ValueError, match="no response cache"):
         AgentSeat(cache=CacheConfig())
+
+
+def test_a_rollout_plays_every_episode_to_its_end_before_raising_the_first_failure(live_server, control):
+    """One spec names no task: the rollout raises the server's refusal once the other episodes,
+    each on a seat of its own, have been played to the end and closed."""
+    specs = [EpisodeSpec("miniwob.click-test", seed=80), EpisodeSpec("miniwob.no-such-task"),
+             EpisodeSpec("miniwob.enter-text", seed=81)]
+    before = {summary.episode_id for summary in control.list_episodes().episodes}
+    with pytest.raises(ControlAPIError, match="unknown_task"):
+        rollout(control, specs, scripted, concurrency=3, max_steps=10)
+    played = [summary for summary in control.list_episodes().episodes if summary.episode_id not in before]
+    assert sorted((summary.task_id, summary.status.value, summary.success) for summary in played) == [
+        ("miniwob.click-test", "closed", True), ("miniwob.enter-text", "closed", True)]

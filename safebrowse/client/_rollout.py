@@ -172,10 +172,16 @@ async def arollout(
             free.put_nowait(seat)
 
     try:
-        return RolloutBatch(list(await asyncio.gather(*(one(spec) for spec in specs))))
+        # Every episode runs to its end before the seats close, even when one fails; the first
+        # failure is then raised.
+        outcomes = await asyncio.gather(*(one(spec) for spec in specs), return_exceptions=True)
     finally:
         for seat in seats:
             await seat.aclose()
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return RolloutBatch([outcome for outcome in outcomes if isinstance(outcome, EpisodeRollout)])
 
 
 def rollout(

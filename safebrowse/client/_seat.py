@@ -16,11 +16,16 @@ to one episode stays nowhere: the seat's client keeps no response cache (the SDK
 cached private answers by principal, fixed for a client's life), and calls made after the
 token changed act only on the new episode (the old token is refused once its episode is
 closed).
+
+A seat learns the server once, as it connects: a server restarted on the same URL with other
+tools or another version is not noticed by a seat connected before; `aclose()` it (the next
+`take` connects again) or use a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -32,6 +37,8 @@ if TYPE_CHECKING:
     from mcp import Client
 
 SEAT_CONNECT_TIMEOUT_S = 30.0
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -97,6 +104,8 @@ class AgentSeat:
         await self.aclose()
 
     async def _connect(self, mcp_url: str, agent_token: str) -> _HeldClient:
+        """Connect a client in a task of its own, which holds it open until `stop` is set: the
+        SDK's client must be entered and left in one task, and the seat is taken from many."""
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
 
@@ -116,6 +125,9 @@ class AgentSeat:
             except BaseException as error:
                 if not ready.done():
                     ready.set_exception(error if isinstance(error, Exception) else ConnectionError(repr(error)))
+                elif isinstance(error, Exception):
+                    # The seat sees it as no longer `connected`, and its next `take` connects again.
+                    logger.warning("the agent seat's client on %s failed: %r", mcp_url, error)
                 if not isinstance(error, Exception):
                     raise
 
@@ -123,6 +135,7 @@ class AgentSeat:
         try:
             client, http = await asyncio.wait_for(asyncio.shield(ready), SEAT_CONNECT_TIMEOUT_S)
         except BaseException:
+            ready.cancel()  # nobody reads it any more: the holder must not set an error on it
             stop.set()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

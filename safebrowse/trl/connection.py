@@ -8,6 +8,8 @@ next, and each call runs on that loop.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import threading
 from typing import Any
 
@@ -50,10 +52,17 @@ class AgentConnection:
         self._client = _loop().run(self._take(mcp_url, agent_token), CALL_TIMEOUT_S)
 
     def call(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+        """Call a tool as the current episode's agent. A call that outlives `CALL_TIMEOUT_S` is
+        cancelled, so that none is still running when the seat moves to the next episode."""
         client = self._client
         if client is None:
             raise ToolCallError("no episode: reset() first")
-        return _loop().run(client.call_tool(tool, arguments), CALL_TIMEOUT_S)
+        answer = asyncio.run_coroutine_threadsafe(client.call_tool(tool, arguments), _loop().loop)
+        try:
+            return answer.result(CALL_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            answer.cancel()
+            raise
 
     def release(self) -> None:
         """The episode is over: no call goes out until the next `open`; the seat stays connected."""
@@ -66,6 +75,7 @@ class AgentConnection:
             _loop().run(self._seat.aclose(), CALL_TIMEOUT_S)
 
     async def _take(self, mcp_url: str, agent_token: str) -> Client:
+        """On the shared loop, where the seat's task lives: the seat, created on first use."""
         if self._seat is None:
             self._seat = AgentSeat()
         return await self._seat.take(mcp_url, agent_token)

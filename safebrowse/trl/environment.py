@@ -154,8 +154,11 @@ def close_environments() -> None:
     for environment in list(_open_environments):
         try:
             environment._end_episode()
-            environment._connection.close()
         except Exception:  # noqa: BLE001 - the server may be gone already
+            pass
+        try:
+            environment._connection.close()
+        except Exception:  # noqa: BLE001 - nor may the loop answer any more
             pass
 
 
