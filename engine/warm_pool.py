@@ -187,7 +187,7 @@ class WarmPool:
         try:
             if spare.url is not None and spare.url != preload_url:
                 _forget_preloaded_page(spare.page, spare.guard.session(spare.page))
-        except pw.Error:
+        except (pw.Error, ResetRefusedError):
             close_quietly(spare.context)
             return None
         spare.guard.rebind(on_blocked)
