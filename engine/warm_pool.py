@@ -211,19 +211,26 @@ class WarmPool:
             close_quietly(lease.context)
             return
         lease.guard.rebind(_blocked_while_warming)
+        self._reset_into_spare(lease.context, lease.page, lease.guard, next_url, lease.episodes)
+
+    def _reset_into_spare(
+        self, context: pw.BrowserContext, page: pw.Page, guard: EgressGuard, url: str, episodes: int
+    ) -> None:
+        """Reset `context` (see `engine.context_reset`) with `url` loading in its first tab, and keep
+        it as a spare to verify; one that cannot be reset is closed, never left open (nobody awaits
+        the job that resets it)."""
         try:
-            page = reset_context(lease.context, lease.page, lease.guard.session(lease.page), self._asset_origin,
-                                 next_url, self._config.setup_timeout_s * 1000)
+            tab = reset_context(context, page, guard.session(page), self._asset_origin, url,
+                                self._config.setup_timeout_s * 1000)
         except (pw.Error, ResetRefusedError) as refused:
-            logger.info("worker %d closed a used context instead of reusing it: %s", self._worker_index, refused)
-            close_quietly(lease.context)
+            logger.info("worker %d closed a context instead of reusing it: %s", self._worker_index, refused)
+            close_quietly(context)
             return
-        except Exception:  # noqa: BLE001 - nobody awaits this job: never leave the context open
-            logger.exception("worker %d could not reset a used context; closed it", self._worker_index)
-            close_quietly(lease.context)
+        except Exception:  # noqa: BLE001 - never leave the context open
+            logger.exception("worker %d could not reset a context; closed it", self._worker_index)
+            close_quietly(context)
             return
-        self._spares.append(Spare(lease.context, page, lease.guard, next_url, lease.episodes, time.monotonic(),
-                                  verified=False))
+        self._spares.append(Spare(context, tab, guard, url, episodes, time.monotonic(), verified=False))
 
     def verify_pending(self, interrupted: Callable[[], bool]) -> None:
         """Verify the reset contexts not yet verified, one at a time, until `interrupted()`; a
@@ -310,19 +317,7 @@ class WarmPool:
             # trainer's task no longer has: a new context, opened at the right size, replaces it.
             close_quietly(spare.context)
             return
-        try:
-            page = reset_context(spare.context, spare.page, spare.guard.session(spare.page), self._asset_origin,
-                                 self._last_url, self._config.setup_timeout_s * 1000)
-        except (pw.Error, ResetRefusedError) as refused:
-            logger.info("worker %d closed a spare context instead of reusing it: %s", self._worker_index, refused)
-            close_quietly(spare.context)
-            return
-        except Exception:  # noqa: BLE001 - a context that cannot be reset is not kept
-            logger.exception("worker %d could not reset a spare context; closed it", self._worker_index)
-            close_quietly(spare.context)
-            return
-        self._spares.append(Spare(spare.context, page, spare.guard, self._last_url, spare.episodes, time.monotonic(),
-                                  verified=False))
+        self._reset_into_spare(spare.context, spare.page, spare.guard, self._last_url, spare.episodes)
 
     def close_all(self) -> None:
         for spare in self._spares:
