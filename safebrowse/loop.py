@@ -4,6 +4,7 @@ the sync client) that need to drive the async engine or servers."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -18,8 +19,14 @@ class BackgroundLoop:
         self._thread.start()
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = 120.0) -> T:
-        """Run a coroutine on the loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        """Run a coroutine on the loop and wait for its result. One still running after `timeout`
+        is cancelled as the caller is told (TimeoutError): nobody would await what it did next."""
+        answer = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return answer.result(timeout)
+        except concurrent.futures.TimeoutError:
+            answer.cancel()
+            raise
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

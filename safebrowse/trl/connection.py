@@ -8,8 +8,6 @@ next, and each call runs on that loop.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import threading
 from typing import Any
 
@@ -53,16 +51,11 @@ class AgentConnection:
 
     def call(self, tool: str, arguments: dict[str, Any]) -> CallToolResult:
         """Call a tool as the current episode's agent. A call that outlives `CALL_TIMEOUT_S` is
-        cancelled, so that none is still running when the seat moves to the next episode."""
+        cancelled (`BackgroundLoop.run`), so none is still running when the seat moves on."""
         client = self._client
         if client is None:
             raise ToolCallError("no episode: reset() first")
-        answer = asyncio.run_coroutine_threadsafe(client.call_tool(tool, arguments), _loop().loop)
-        try:
-            return answer.result(CALL_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
-            answer.cancel()
-            raise
+        return _loop().run(client.call_tool(tool, arguments), CALL_TIMEOUT_S)
 
     def release(self) -> None:
         """The episode is over: no call goes out until the next `open`; the seat stays connected."""
