@@ -20,6 +20,7 @@ import playwright.sync_api as pw
 
 from engine.actions import BID_ATTRIBUTE
 from engine.agent_view import Element
+from engine.playwright_together import together
 
 ATTRIBUTE_ALLOW_LIST: tuple[str, ...] = (
     "id", "name", "value", "placeholder", "href", "title", "alt", "aria-label", "for",
@@ -88,7 +89,17 @@ def snapshot_page(
     """
     args = [BID_ATTRIBUTE, max_elements, list(ATTRIBUTE_ALLOW_LIST), secret_selector or "", first_bid,
             read_while_loading]
-    read: dict[str, Any] = page.evaluate(_mark_script(probe, as_json=True), args)
+    # The read and the accessibility tree go out together (engine.playwright_together). The
+    # marking script only sets the id attribute, which the tree does not show, so the tree is
+    # the same whichever of the two the renderer runs first; ids are matched to the tree's
+    # nodes through a DOM snapshot taken after both (`BidIndex`).
+    read: dict[str, Any]
+    tree: dict[str, Any]
+    read, tree = together(
+        page,
+        page._impl_obj.evaluate(_mark_script(probe, as_json=True), args),
+        cdp._impl_obj.send(method="Accessibility.getFullAXTree", params={}),
+    )
     probed = read.get("probed")
     marked = _marked(read)
     if marked is None:
@@ -100,7 +111,7 @@ def snapshot_page(
     secret_ids = {raw["id"] for raw in marked["elements"] if raw.pop("secret")} | set(marked.get("secretIds", []))
     elements = [Element.model_validate(raw) for raw in marked["elements"]]
     next_bid = int(marked.get("nextBid") or first_bid)
-    nodes: list[dict[str, Any]] = _send(cdp, "Accessibility.getFullAXTree")["nodes"]
+    nodes: list[dict[str, Any]] = tree["nodes"]
     state = str(marked.get("state", ""))
     if bid_index is None or not bid_index.covers(state, nodes):
         bid_index = BidIndex(state, _bids_by_backend_node(cdp))

@@ -1,0 +1,64 @@
+"""`engine.playwright_together.together`: calls of the sync API in flight at once, answered in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import playwright.sync_api as pw
+import pytest
+
+from engine.playwright_together import together
+
+from support.chromium import plain_browser
+
+# Each waits (up to 2 s) for the other to have started: made one after the other, the first
+# gives up and answers "alone".
+WAIT_FOR = """([me, other]) => new Promise((resolve) => {
+    window[me] = true;
+    const started = performance.now();
+    const poll = setInterval(() => {
+        if (window[other]) { clearInterval(poll); resolve(me + " met " + other); }
+        else if (performance.now() - started > 2000) { clearInterval(poll); resolve(me + " alone"); }
+    }, 5);
+})"""
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[pw.Page]:
+    with plain_browser() as browser:
+        context = browser.new_context()
+        yield context.new_page()
+        context.close()
+
+
+def test_calls_are_in_flight_together_and_answered_in_order(page: pw.Page) -> None:
+    page.evaluate("() => { delete window.a; delete window.b; }")
+    session = page.context.new_cdp_session(page)
+    try:
+        first, second, version = together(
+            page,
+            page._impl_obj.evaluate(WAIT_FOR, ["a", "b"]),
+            page._impl_obj.evaluate(WAIT_FOR, ["b", "a"]),
+            session._impl_obj.send(method="Runtime.evaluate", params={"expression": "1 + 1", "returnByValue": True}),
+        )
+    finally:
+        session.detach()
+    assert (first, second, version["result"]["value"]) == ("a met b", "b met a", 2)
+    # The same two calls made one by one: the first waits alone.
+    page.evaluate("() => { delete window.a; delete window.b; }")
+    assert page.evaluate(WAIT_FOR, ["a", "b"]) == "a alone"
+
+
+def test_the_first_failed_call_is_raised_after_every_call_has_finished(page: pw.Page) -> None:
+    page.evaluate("() => { window.done = []; }")
+    slow = "() => new Promise((resolve) => setTimeout(() => { window.done.push('slow'); resolve(1); }, 200))"
+    with pytest.raises(pw.Error, match="first failure"):
+        together(
+            page,
+            page._impl_obj.evaluate(slow),
+            page._impl_obj.evaluate("() => { throw new Error('first failure'); }"),
+            page._impl_obj.evaluate("() => { throw new Error('second failure'); }"),
+        )
+    assert page.evaluate("() => window.done") == ["slow"]
+    # The page and the sync API go on as usual.
+    assert page.evaluate("() => 40 + 2") == 42
