@@ -5,7 +5,7 @@ can go. Two calls that do not depend on each other (the page read and the access
 tree, say) then cost two full trips through the driver, the browser and the renderer,
 and wake each process twice. Sent together they share one trip: on two cores a `fill`
 step measured about 1 ms of CPU and 0.6 ms of latency less (docs/performance.md), and
-a recycled context's reset and check take four trips fewer.
+a recycled context's reset and its check take six trips fewer.
 
 `together` runs the calls' coroutines (Playwright's own async implementation, which its
 sync API wraps) as tasks of the sync API's event loop, so each is exactly the call the
