@@ -15,6 +15,7 @@ sync method would make: the same messages, the same errors.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -49,7 +50,13 @@ def together(owner: SyncOwner, *calls: Coroutine[Any, Any, Any]) -> list[Any]:
             tasks.append(task)
         return list(await asyncio.gather(*tasks, return_exceptions=True))
 
-    results: list[Any] = owner._sync(run_all())
+    try:
+        results: list[Any] = owner._sync(run_all())
+    except BaseException:
+        for call in calls:  # those the loop never started (it was closed, say): no "never awaited"
+            if inspect.getcoroutinestate(call) == inspect.CORO_CREATED:
+                call.close()
+        raise
     for result in results:
         if isinstance(result, BaseException):
             raise result
