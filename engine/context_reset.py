@@ -41,7 +41,6 @@ from typing import Any
 import playwright.sync_api as pw
 
 from engine.egress import origin_of
-from engine.playwright_together import together
 
 # A context is closed after this many episodes: a long-lived renderer's memory stays bounded.
 MAX_EPISODES_PER_CONTEXT = 50
@@ -65,9 +64,13 @@ _PERMISSIONS = (
 _TRACES_SCRIPT = """async (permissionNames) => {
   const count = async (iterable) => { let n = 0; for await (const _ of iterable) n += 1; return n; };
   const denied = async () => {
-    const states = await Promise.all(permissionNames.map(
-      (name) => navigator.permissions.query({name, userVisibleOnly: true}).then((s) => s.state, () => null)));
-    return permissionNames.filter((name, i) => states[i] === 'denied').join(',');
+    const names = [];
+    for (const name of permissionNames) {
+      try {
+        if ((await navigator.permissions.query({name, userVisibleOnly: true})).state === 'denied') names.push(name);
+      } catch (e) {}
+    }
+    return names.join(',');
   };
   const [databases, caches_, workers, files, buckets, deniedNames] = await Promise.all([
     indexedDB.databases ? indexedDB.databases() : Promise.resolve([]),
@@ -108,16 +111,11 @@ def reset_context(
     thread for the length of a page load.
     """
     tab = _only_tab(context, page)
-    # Each clear is independent of the others, so they go out at once; all are done before the
-    # navigation starts (the old document lives until then, and the check reads the new one).
-    clears = [
-        context._impl_obj.clear_cookies(),
-        context._impl_obj.clear_permissions(),
-        session._impl_obj.send(method="Storage.clearDataForOrigin", params={"origin": origin, "storageTypes": "all"}),
-    ]
     if origin_of(tab.url) == origin:
-        clears.append(tab._impl_obj.evaluate(_FORGET_TAB_SCRIPT))
-    together(tab, *clears)
+        tab.evaluate(_FORGET_TAB_SCRIPT)
+    context.clear_cookies()
+    context.clear_permissions()
+    session.send("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
     # Only until the document commits: the page loads in Chromium while the worker serves
     # other jobs; the task's setup waits for "load".
     tab.goto(next_url, wait_until="commit", timeout=timeout_ms)
@@ -135,15 +133,8 @@ def verify_clean(
     """
     wait_for_committed_entry(tab, session)
     session.send("Page.resetNavigationHistory")
-    # What the page and the browser show is read at once: each read is independent of the others.
-    target, traces, cookies, targets = together(
-        tab,
-        session._impl_obj.send(method="Target.getTargetInfo", params={}),
-        tab._impl_obj.evaluate(_TRACES_SCRIPT, list(_PERMISSIONS)),
-        context._impl_obj.cookies(),
-        browser_session._impl_obj.send(method="Target.getTargets", params={}),
-    )
-    _verify(traces, cookies, target["targetInfo"]["browserContextId"], targets["targetInfos"], len(context.pages))
+    context_id: str = session.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
+    _verify(context, tab, context_id, browser_session)
 
 
 def wait_for_committed_entry(tab: pw.Page, session: pw.CDPSession) -> None:
@@ -172,19 +163,18 @@ def _only_tab(context: pw.BrowserContext, page: pw.Page) -> pw.Page:
     return page
 
 
-def _verify(
-    traces: dict[str, Any], cookies: list[Any], context_id: str, targets: list[dict[str, Any]], tabs: int
-) -> None:
-    """ResetRefusedError unless what `verify_clean` read shows a clean context with one tab."""
+def _verify(context: pw.BrowserContext, tab: pw.Page, context_id: str, browser_session: pw.CDPSession) -> None:
+    traces: dict[str, Any] = tab.evaluate(_TRACES_SCRIPT, list(_PERMISSIONS))
     left = {name: value for name, value in traces.items() if _CLEAN_TRACES.get(name) != value}
     if left:
         raise ResetRefusedError(f"the page left traces behind: {left}")
-    if cookies:
+    if context.cookies():
         raise ResetRefusedError("cookies survived the reset")
+    targets = browser_session.send("Target.getTargets")["targetInfos"]
     others = [target["type"] for target in targets
               if target.get("browserContextId") == context_id and target["type"] != "page"]
     pages = [target for target in targets if target.get("browserContextId") == context_id and target["type"] == "page"]
-    if others or len(pages) != 1 or tabs != 1:
+    if others or len(pages) != 1 or len(context.pages) != 1:
         raise ResetRefusedError(f"the context still runs more than its tab: {others or len(pages)}")
 
 
