@@ -4,8 +4,7 @@ The sync API sends one message to the driver and waits for its answer before the
 can go. Two calls that do not depend on each other (the page read and the accessibility
 tree, say) then cost two full trips through the driver, the browser and the renderer,
 and wake each process twice. Sent together they share one trip: on two cores a `fill`
-step measured about 1 ms of CPU and 0.6 ms of latency less (docs/performance.md), and
-a recycled context's reset and its check take six trips fewer.
+step measured about 1 ms of CPU and 0.6 ms of latency less (docs/performance.md).
 
 `together` runs the calls' coroutines (Playwright's own async implementation, which its
 sync API wraps) as tasks of the sync API's event loop, so each is exactly the call the
