@@ -91,8 +91,9 @@ def snapshot_page(
             read_while_loading]
     # The read and the accessibility tree go out together (engine.playwright_together). The
     # marking script only sets the id attribute, which the tree does not show, so the tree is
-    # the same whichever of the two the renderer runs first; ids are matched to the tree's
-    # nodes through a DOM snapshot taken after both (`BidIndex`).
+    # the same whichever of the two the renderer runs first. Ids are matched to the tree's
+    # nodes by the `BidIndex`: the last one while it covers this state, else a DOM snapshot
+    # taken below, after both.
     read: dict[str, Any]
     tree: dict[str, Any]
     read, tree = together(
